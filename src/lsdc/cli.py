@@ -1,0 +1,124 @@
+"""`lsdc <stage>`: one subcommand per pipeline stage; each dvc.yaml cmd calls one.
+
+A stage module defines `main(params, args) -> int` and, optionally,
+`add_arguments(parser)`. Modules are imported only when their command runs, so a
+broken or slow import of one stage never affects another. `--help` of a stage lists
+the params.yaml keys it reads, with their current values and comments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from lsdc import params as params_mod
+
+# command -> (module, params.yaml sections it reads, one-line help)
+COMMANDS: dict[str, tuple[str, tuple[str, ...], str]] = {
+    "synth": ("lsdc.synth.stage", ("synth",), "write the built-in synthetic RSNA-layout dataset"),
+    "ingest": ("lsdc.ingest", ("data", "ingest"), "validate a data root into tidy index tables"),
+    "eda": ("lsdc.eda.stage", ("data", "eda"), "write the EDA HTML report and metrics"),
+    "folds": ("lsdc.folds", ("cv",), "assign train studies to cross-validation folds"),
+    "yolo-export": ("lsdc.detect.export", ("data", "detect"), "export one plane's YOLO dataset"),
+    "train-detector": ("lsdc.detect.train", ("detect",), "train one plane's YOLO detector"),
+}
+
+
+def _key_comments(path: Path) -> dict[str, str]:
+    """Dotted key -> the comment on its line in params.yaml (two-space indented sections)."""
+    comments: dict[str, str] = {}
+    stack: list[tuple[int, str]] = []
+    for line in path.read_text().splitlines():
+        m = re.match(r"^(\s*)([A-Za-z_][\w]*):\s*([^#]*?)\s*(?:#\s*(.*))?$", line)
+        if not m:
+            continue
+        indent = len(m.group(1))
+        stack = [(i, k) for i, k in stack if i < indent]
+        key = ".".join([k for _, k in stack] + [m.group(2)])
+        if m.group(3) == "":
+            stack.append((indent, m.group(2)))
+        if m.group(4):
+            comments[key] = m.group(4)
+    return comments
+
+
+def _knobs_epilog(sections: tuple[str, ...], params_file: Path) -> str:
+    if not params_file.exists():
+        return f"(params file {params_file} not found: run from the repository root)"
+    try:
+        flat = params_mod.load(params_file).flat()
+    except ValueError as e:
+        return f"(params file invalid: {e})"
+    comments = _key_comments(params_file)
+    lines = [f"params read from {params_file} (change there, or: dvc exp run -S key=value):"]
+    for key, value in flat.items():
+        if key.split(".")[0] in sections or key == "seed":
+            lines.append(f"  {key} = {value!r}  # {comments.get(key, '')}".rstrip(" #"))
+    return "\n".join(lines)
+
+
+def _parse_set(items: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"--set expects key=value, got {item!r}")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+def build_parser(
+    argv: list[str], params_file: Path = Path(params_mod.PARAMS_FILE)
+) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lsdc", description=__doc__.splitlines()[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    wants_help = "-h" in argv or "--help" in argv
+    chosen = next((a for a in argv if not a.startswith("-")), None)
+    for name, (module, sections, help_text) in COMMANDS.items():
+        p = sub.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            epilog=_knobs_epilog(sections, params_file) if wants_help and name == chosen else None,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        p.add_argument("--params", type=Path, default=params_file, help="params file")
+        p.add_argument(
+            "--set", action="append", default=[], metavar="KEY=VALUE",
+            help="override a params key for this run only (e.g. --set synth.n_train=8)",
+        )
+        p.set_defaults(_module=module)
+        if name == chosen:
+            mod = importlib.import_module(module)
+            if hasattr(mod, "add_arguments"):
+                mod.add_arguments(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(argv)
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        params = params_mod.load(args.params, overrides=_parse_set(args.set))
+    except (ValueError, FileNotFoundError) as e:
+        print(f"lsdc {args.command}: {e}", file=sys.stderr)
+        return 2
+    mod = importlib.import_module(args._module)
+    return int(mod.main(params, args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""`folds` stage: assign every train study to one cross-validation fold.
+
+Folds are grouped by study (one row per study, so a study's series, slices and
+labels all fall in one fold) and stratified on a per-study grade summary, so every
+fold sees a similar mix of mild, moderate and severe studies. The detectors
+validate on fold `detect.val_fold`; the classifier's fold k validates on fold k.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import StratifiedKFold
+
+from lsdc import schema
+from lsdc.params import Params
+
+log = logging.getLogger(__name__)
+
+INDEX_DIR = Path("data/interim/index")
+FOLDS_PATH = Path("data/interim/folds.parquet")
+
+
+def grade_stratum(labels: pd.DataFrame) -> pd.Series:
+    """Per-study stratum from its grades: worst grade (0/1/2) x any severe canal stenosis.
+
+    `labels` is the long labels table (study_id, condition, severity_code); missing
+    grades (IGNORE_INDEX) are ignored; a study without any grade gets stratum -1.
+    """
+    graded = labels[labels["severity_code"] != schema.IGNORE_INDEX]
+    worst = graded.groupby("study_id")["severity_code"].max()
+    canal = graded[graded["condition"] == schema.CONDITIONS[0]]
+    severe_canal = (canal["severity_code"] == 2).groupby(canal["study_id"]).any()
+    stratum = worst.astype(int) * 2 + severe_canal.reindex(worst.index, fill_value=False).astype(int)
+    all_ids = pd.Index(labels["study_id"].unique(), name="study_id")
+    return stratum.reindex(all_ids, fill_value=-1).rename("stratum")
+
+
+def make_folds(study_ids: np.ndarray, strata: pd.Series, n_folds: int, seed: int) -> pd.DataFrame:
+    """study_id -> fold, stratified on `strata` (indexed by study_id); deterministic in seed.
+
+    Strata with fewer members than folds are merged into the largest stratum so the
+    stratified split is always possible.
+    """
+    ids = np.sort(np.unique(np.asarray(study_ids, dtype=np.int64)))
+    if n_folds < 2:
+        raise ValueError(f"cv.n_folds must be >= 2, got {n_folds}")
+    if len(ids) < n_folds:
+        raise ValueError(f"{len(ids)} train studies cannot fill {n_folds} folds")
+    y = strata.reindex(ids, fill_value=-1).to_numpy().copy()
+    counts = pd.Series(y).value_counts()
+    rare = counts[counts < n_folds].index
+    if len(rare):
+        y[np.isin(y, rare)] = counts.idxmax()
+    folds = np.full(len(ids), -1, dtype=np.int64)
+    splitter = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+    for k, (_, val_idx) in enumerate(splitter.split(ids, y)):
+        folds[val_idx] = k
+    return pd.DataFrame({"study_id": ids, "fold": folds})
+
+
+def build_folds(index_dir: Path, n_folds: int, seed: int) -> pd.DataFrame:
+    """Read the ingest index and return the folds table of all train studies."""
+    studies_path, labels_path = index_dir / "studies.parquet", index_dir / "labels.parquet"
+    for path in (studies_path, labels_path):
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: ingest index table missing (run `lsdc ingest` first)")
+    studies = pd.read_parquet(studies_path)
+    labels = pd.read_parquet(labels_path)
+    train_ids = studies.loc[studies["split"] == "train", "study_id"].to_numpy()
+    if len(train_ids) == 0:
+        raise ValueError(f"{studies_path}: no train studies")
+    return make_folds(train_ids, grade_stratum(labels), n_folds, seed)
+
+
+def load_folds(path: Path = FOLDS_PATH) -> pd.DataFrame:
+    if not Path(path).exists():
+        raise FileNotFoundError(f"{path}: folds table missing (run `lsdc folds` first)")
+    return pd.read_parquet(path)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--index-dir", type=Path, default=INDEX_DIR, help="ingest index folder")
+    parser.add_argument("--out", type=Path, default=FOLDS_PATH, help="folds parquet to write")
+
+
+def main(params: Params, args: argparse.Namespace) -> int:
+    index_dir = getattr(args, "index_dir", INDEX_DIR)
+    out = getattr(args, "out", FOLDS_PATH)
+    folds = build_folds(index_dir, params.cv.n_folds, params.seed)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    folds.to_parquet(out, index=False)
+    sizes = folds["fold"].value_counts().sort_index().to_dict()
+    log.info("wrote %s: %d studies, fold sizes %s", out, len(folds), sizes)
+    print(f"folds: {len(folds)} studies in {params.cv.n_folds} folds {sizes} -> {out}")
+    return 0

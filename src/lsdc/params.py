@@ -1,0 +1,202 @@
+"""params.yaml -> typed, frozen config objects: the one module that knows the keys.
+
+Each section of params.yaml is a frozen dataclass below. Loading checks that every
+key in the file is known and every field has a value, so a typo fails at once with
+the section and key named.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PARAMS_FILE = "params.yaml"
+
+# Where stages read and write, relative to the repository root (every stage's cwd).
+SYNTH_DIR = Path("data/synthetic")
+INDEX_DIR = Path("data/interim/index")
+FOLDS_FILE = Path("data/interim/folds.parquet")
+YOLO_DIR = Path("data/interim/yolo")
+ROIS_DIR = Path("data/processed/rois")
+MODELS_DIR = Path("models")
+METRICS_DIR = Path("metrics")
+REPORTS_DIR = Path("reports")
+
+
+@dataclass(frozen=True)
+class Data:
+    root: str = "data/synthetic"
+    workers: int = 2
+
+
+@dataclass(frozen=True)
+class Tracking:
+    uri: str = "mlflow.db"
+    experiment: str = "lsdc"
+
+
+@dataclass(frozen=True)
+class Synth:
+    seed: int = 7
+    n_train: int = 160
+    n_test: int = 24
+    first_study_id: int = 1_000_000
+    image_scale: float = 0.5
+    sag_slices: tuple[int, int] = (13, 17)
+    axial_per_level: tuple[int, int] = (3, 4)
+    reader_noise: float = 0.35
+    workers: int = 2
+
+
+@dataclass(frozen=True)
+class Ingest:
+    near_origin_px: float = 10.0
+
+
+@dataclass(frozen=True)
+class Eda:
+    example_study: int | None = None
+    max_scatter_points: int = 20000
+
+
+@dataclass(frozen=True)
+class CV:
+    n_folds: int = 3
+
+
+@dataclass(frozen=True)
+class BoxMm:
+    sag_t1: float = 10.0
+    sag_t2: float = 12.0
+    ax_t2: float = 12.0
+
+
+@dataclass(frozen=True)
+class Detect:
+    planes: tuple[str, ...] = ("sag_t1", "sag_t2", "ax_t2")
+    classes: str = "anatomy"
+    val_fold: int = 0
+    imgsz: int = 256
+    box_mm: BoxMm = field(default_factory=BoxMm)
+    model: str = "yolov8.yaml"
+    width_multiple: float = 0.125
+    depth_multiple: float = 0.33
+    weights: str | None = None
+    epochs: int = 40
+    batch: int = 16
+    optimizer: str = "AdamW"
+    lr0: float = 0.002
+    lrf: float = 0.1
+    warmup_epochs: float = 1.0
+    weight_decay: float = 0.0005
+    mosaic: float = 1.0
+    close_mosaic: int = 5
+    fliplr: float = 0.0
+    degrees: float = 5.0
+    scale: float = 0.2
+    conf: float = 0.05
+    iou: float = 0.5
+    max_det: int = 20
+    disc_spacing_mm: tuple[float, float] = (18.0, 60.0)
+    max_offaxis_mm: float = 12.0
+    side_sep_mm: tuple[float, float] = (6.0, 50.0)
+    within_mm: float = 5.0
+    workers: int = 0
+    device: str = "cpu"
+
+
+@dataclass(frozen=True)
+class Params:
+    seed: int = 42
+    data: Data = field(default_factory=Data)
+    tracking: Tracking = field(default_factory=Tracking)
+    synth: Synth = field(default_factory=Synth)
+    ingest: Ingest = field(default_factory=Ingest)
+    eda: Eda = field(default_factory=Eda)
+    cv: CV = field(default_factory=CV)
+    detect: Detect = field(default_factory=Detect)
+
+    def flat(self) -> dict[str, Any]:
+        """Dotted keys -> values, e.g. {'synth.n_train': 160}; for logging to MLflow."""
+        return _flatten(dataclasses.asdict(self))
+
+    def section(self, name: str) -> dict[str, Any]:
+        """One section as a flat dict with dotted keys (plus the global seed)."""
+        return {k: v for k, v in self.flat().items() if k.startswith(name + ".") or k == "seed"}
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def _coerce(value: Any, annotation: Any, where: str) -> Any:
+    origin = typing.get_origin(annotation)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(f"{where}: expected a list, got {value!r}")
+        args = typing.get_args(annotation)
+        return tuple(_coerce(v, args[0], where) for v in value)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        if value is None:
+            return None
+        inner = [a for a in typing.get_args(annotation) if a is not type(None)][0]
+        return _coerce(value, inner, where)
+    if annotation is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if annotation is int and isinstance(value, bool):
+        raise ValueError(f"{where}: expected an integer, got {value!r}")
+    if annotation in (int, str, bool) and not isinstance(value, annotation):
+        raise ValueError(f"{where}: expected {annotation.__name__}, got {value!r}")
+    return value
+
+
+def _build(cls: type, raw: dict[str, Any], where: str) -> Any:
+    if not isinstance(raw, dict):
+        raise ValueError(f"{where}: expected a mapping, got {raw!r}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ValueError(f"{where}: unknown key(s) {unknown}; known: {sorted(known)}")
+    missing = sorted(known - set(raw))
+    if missing:
+        raise ValueError(f"{where}: missing key(s) {missing}")
+    kwargs = {}
+    for name, value in raw.items():
+        hint = hints[name]
+        key = f"{where}.{name}" if where else name
+        if dataclasses.is_dataclass(hint):
+            kwargs[name] = _build(hint, value, key)
+        else:
+            kwargs[name] = _coerce(value, hint, key)
+    return cls(**kwargs)
+
+
+def load(path: str | Path = PARAMS_FILE, overrides: dict[str, Any] | None = None) -> Params:
+    """Read params.yaml (optionally with dotted-key overrides) into a frozen Params."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: params file not found (run from the repository root)")
+    raw = yaml.safe_load(path.read_text()) or {}
+    for dotted, value in (overrides or {}).items():
+        node = raw
+        *parents, leaf = dotted.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    try:
+        return _build(Params, raw, "")
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}".replace(": .", ": ")) from None

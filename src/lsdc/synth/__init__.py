@@ -1,0 +1,1 @@
+"""Synthetic RSNA-layout dataset: anatomy, rendering, DICOM + CSV writing, and the label model."""
