@@ -111,6 +111,45 @@ class Detect:
 
 
 @dataclass(frozen=True)
+class Model:
+    name: str = "resnet18"
+    weights: str | None = None
+    drop_rate: float = 0.0
+
+
+@dataclass(frozen=True)
+class Augment:
+    brightness: float = 0.2
+    contrast: float = 0.2
+    color_p: float = 0.75
+    blur_limit: int = 5
+    blur_p: float = 0.75
+    shift: float = 0.1
+    scale: float = 0.1
+    rotate: float = 15.0
+    affine_p: float = 0.75
+
+
+@dataclass(frozen=True)
+class Train:
+    layout: str = "anatomical"
+    epochs: int = 20
+    batch_size: int = 8
+    lr: float = 0.001
+    min_lr: float = 0.00001
+    weight_decay: float = 0.01
+    t_0: int = 10
+    t_mult: int = 1
+    grad_clip: float = 1.0
+    patience: int = 6
+    class_weights: tuple[float, float, float] = (1.0, 2.0, 4.0)
+    aug: Augment = field(default_factory=Augment)
+    num_workers: int = 0
+    device: str = "auto"
+    amp: bool = True
+
+
+@dataclass(frozen=True)
 class Params:
     seed: int = 42
     data: Data = field(default_factory=Data)
@@ -120,6 +159,8 @@ class Params:
     eda: Eda = field(default_factory=Eda)
     cv: CV = field(default_factory=CV)
     detect: Detect = field(default_factory=Detect)
+    model: Model = field(default_factory=Model)
+    train: Train = field(default_factory=Train)
 
     def flat(self) -> dict[str, Any]:
         """Dotted keys -> values, e.g. {'synth.n_train': 160}; for logging to MLflow."""

@@ -1,0 +1,186 @@
+"""`yolo_export@plane` stage: one plane's annotated slices as a YOLO dataset.
+
+For every annotated instance of the plane's conditions: the slice windowed to uint8
+with the series' own percentiles, resized so its longest side is `detect.imgsz`, and
+a label file with one box per annotated point (square, `detect.box_mm[plane]` mm via
+PixelSpacing). Studies of fold `detect.val_fold` form the validation split.
+
+Writes data/interim/yolo/<plane>/:
+  images/{train,val}/<stem>.png, labels/{train,val}/<stem>.txt
+  dataset.yaml   ultralytics dataset; `path: .` = the yaml's own folder (train resolves it)
+  images.parquet one row per image: stem, split, study/series/instance, rows, cols,
+                 pixel spacing, slice_side (sagittal: side of the midline the slice is on)
+  points.parquet one row per annotated point: stem, condition, level, side, x, y (px of
+                 the original slice), class
+  export.json    counts
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import yaml
+
+from lsdc import dicom, schema
+from lsdc.detect import labels as lab
+from lsdc.folds import FOLDS_PATH, load_folds
+from lsdc.params import Params
+
+log = logging.getLogger(__name__)
+
+INDEX_DIR = Path("data/interim/index")
+YOLO_DIR = Path("data/interim/yolo")
+
+
+def plane_points(coords: pd.DataFrame, plane: str) -> pd.DataFrame:
+    """Usable annotated points of a plane: its own conditions, inside the image, not near (0, 0)."""
+    conditions = [c for c, p in schema.PLANE_OF_CONDITION.items() if p == plane]
+    keep = coords["plane"].eq(plane) & coords["condition"].isin(conditions)
+    for flag, want in (("in_image", True), ("near_origin", False)):
+        if flag in coords:
+            keep &= coords[flag].fillna(not want).astype(bool) == want
+    return coords[keep].copy()
+
+
+def slice_sides(instances: pd.DataFrame) -> pd.Series:
+    """Sagittal slices: 'left' if the slice centre lies on the patient-left (+x) side of the
+    series' median slice, else 'right' (index aligned with `instances`)."""
+    cx = (
+        instances["ipp_x"]
+        + instances["cols"] / 2 * instances["pixel_spacing_col"] * instances["iop_rx"]
+        + instances["rows"] / 2 * instances["pixel_spacing_row"] * instances["iop_cx"]
+    )
+    mid = cx.groupby(instances["series_id"]).transform("median")
+    return pd.Series(np.where(cx > mid, "left", "right"), index=instances.index)
+
+
+def _resize(img: np.ndarray, imgsz: int) -> np.ndarray:
+    scale = imgsz / max(img.shape)
+    size = (max(1, round(img.shape[1] * scale)), max(1, round(img.shape[0] * scale)))
+    return cv2.resize(img, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+
+
+def _export_series(task: dict) -> list[str]:
+    """Read one series, window it, write its annotated slices; return the stems written."""
+    paths = [Path(task["root"]) / p for p in task["paths"]]
+    series = dicom.read_series(paths, sort=False)
+    images = dicom.normalise_uint8(series.slices)
+    by_instance = {h.instance_number: img for h, img in zip(series.headers, images)}
+    out, written = Path(task["out"]), []
+    for stem, instance, split, text in task["slices"]:
+        img = by_instance.get(instance)
+        if img is None:
+            log.warning("%s: instance %s not readable, skipped", task["series_dir"], instance)
+            continue
+        cv2.imwrite(str(out / "images" / split / f"{stem}.png"), _resize(img, task["imgsz"]))
+        (out / "labels" / split / f"{stem}.txt").write_text(text)
+        written.append(stem)
+    return written
+
+
+def build_tables(
+    coords: pd.DataFrame, instances: pd.DataFrame, folds: pd.DataFrame, plane: str, p: Params
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(images, points) tables of the plane's export, before any pixels are read."""
+    pts = plane_points(coords, plane)
+    fold_of = folds.set_index("study_id")["fold"]
+    pts["fold"] = pts["study_id"].map(fold_of)
+    no_fold = pts["fold"].isna()
+    if no_fold.any():
+        log.warning("%s: %d points of studies without a fold skipped", plane, int(no_fold.sum()))
+        pts = pts[~no_fold]
+    inst = instances.assign(slice_side=slice_sides(instances))
+    key = ["study_id", "series_id", "instance_number"]
+    pts = pts.merge(inst[key + ["path", "slice_side"]], on=key, how="inner")
+    pts["split"] = np.where(pts["fold"] == p.detect.val_fold, "val", "train")
+    pts["stem"] = [f"{s}_{r}_{i}" for s, r, i in zip(pts["study_id"], pts["series_id"], pts["instance_number"])]
+    pts["side"] = [lab.point_key(plane, c, lv)[1] for c, lv in zip(pts["condition"], pts["level"])]
+    pts["class"] = [lab.class_of_point(plane, p.detect.classes, c, lv) for c, lv in zip(pts["condition"], pts["level"])]
+    images = (
+        pts.groupby("stem", sort=True)
+        .agg(split=("split", "first"), study_id=("study_id", "first"), series_id=("series_id", "first"),
+             instance_number=("instance_number", "first"), rows=("rows", "first"), cols=("cols", "first"),
+             pixel_spacing_row=("pixel_spacing_row", "first"), pixel_spacing_col=("pixel_spacing_col", "first"),
+             slice_side=("slice_side", "first"), path=("path", "first"))
+        .reset_index()
+    )
+    points = pts[["stem", "split", "condition", "level", "side", "x", "y", "class"]].reset_index(drop=True)
+    return images, points
+
+
+def label_text(points: pd.DataFrame, image: pd.Series, box_mm: float) -> str:
+    w, h = lab.box_px(box_mm, image["pixel_spacing_row"], image["pixel_spacing_col"])
+    yolo = lab.to_yolo(points["x"], points["y"], w, h, image["cols"], image["rows"])
+    return lab.format_label_lines(points["class"], yolo)
+
+
+def export_plane(plane: str, p: Params, index_dir: Path, folds_path: Path, out: Path) -> dict:
+    """Write the plane's YOLO dataset to `out` (replaced completely); return counts."""
+    coords = pd.read_parquet(index_dir / "coords.parquet")
+    instances = pd.read_parquet(index_dir / "instances.parquet")
+    images, points = build_tables(coords, instances, load_folds(folds_path), plane, p)
+    if images.empty:
+        raise ValueError(f"{index_dir / 'coords.parquet'}: no usable {plane} annotations to export")
+    if out.exists():
+        shutil.rmtree(out)
+    for split in ("train", "val"):
+        (out / "images" / split).mkdir(parents=True)
+        (out / "labels" / split).mkdir(parents=True)
+    box_mm = getattr(p.detect.box_mm, plane)
+    pts_by_stem = dict(tuple(points.groupby("stem")))
+    tasks = []
+    all_paths = instances.groupby("series_id")["path"].apply(list)
+    for series_id, group in images.groupby("series_id"):
+        slices = [(r.stem, r.instance_number, r.split, label_text(pts_by_stem[r.stem], r._asdict(), box_mm))
+                  for r in group.itertuples()]
+        tasks.append({"root": p.data.root, "paths": all_paths[series_id], "slices": slices,
+                      "out": str(out), "imgsz": p.detect.imgsz, "series_dir": f"series {series_id}"})
+    written: set[str] = set()
+    if p.data.workers > 0 and len(tasks) > 1:
+        with ProcessPoolExecutor(p.data.workers) as pool:
+            for stems in pool.map(_export_series, tasks):
+                written.update(stems)
+    else:
+        for task in tasks:
+            written.update(_export_series(task))
+    images = images[images["stem"].isin(written)].drop(columns="path")
+    points = points[points["stem"].isin(written)]
+    images.to_parquet(out / "images.parquet", index=False)
+    points.to_parquet(out / "points.parquet", index=False)
+    names = lab.class_names(plane, p.detect.classes)
+    dataset = {"path": ".", "train": "images/train", "val": "images/val", "names": dict(enumerate(names))}
+    (out / "dataset.yaml").write_text(
+        "# `path: .` means this file's folder; lsdc train-detector resolves it at train time\n"
+        + yaml.safe_dump(dataset, sort_keys=False)
+    )
+    counts = {
+        "plane": plane, "classes": p.detect.classes,
+        "images": {s: int((images["split"] == s).sum()) for s in ("train", "val")},
+        "points": {s: int((points["split"] == s).sum()) for s in ("train", "val")},
+        "studies": {s: int(images.loc[images["split"] == s, "study_id"].nunique()) for s in ("train", "val")},
+    }
+    (out / "export.json").write_text(json.dumps(counts, indent=2) + "\n")
+    return counts
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--plane", required=True, choices=schema.PLANES, help="plane to export")
+    parser.add_argument("--index-dir", type=Path, default=INDEX_DIR, help="ingest index folder")
+    parser.add_argument("--folds", type=Path, default=FOLDS_PATH, help="folds parquet")
+    parser.add_argument("--out", type=Path, default=None, help="output folder (default data/interim/yolo/<plane>)")
+
+
+def main(params: Params, args: argparse.Namespace) -> int:
+    out = args.out or YOLO_DIR / args.plane
+    counts = export_plane(args.plane, params, args.index_dir, args.folds, out)
+    log.info("exported %s to %s: %s", args.plane, out, counts)
+    print(json.dumps(counts))
+    return 0

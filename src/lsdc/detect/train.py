@@ -1,0 +1,153 @@
+"""`train_detector@plane` stage: train one plane's YOLO detector and measure it.
+
+Reads data/interim/yolo/<plane>/ (from yolo_export). Writes
+  models/detectors/<plane>.pt             best weights (ultralytics checkpoint)
+  metrics/detectors/<plane>.json          mAP50, mAP50-95, precision, recall + localisation
+  metrics/detectors/<plane>_results.csv   per-epoch curves (ultralytics results.csv)
+Ultralytics' run folder lives under .cache/ultralytics/runs/<plane> (scratch, untracked).
+One MLflow run `train_detector@<plane>` gets the params, per-epoch metrics, the final
+metrics and the weights.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import time
+from pathlib import Path
+
+import yaml
+
+from lsdc import schema, tracking
+from lsdc.detect import labels as lab
+from lsdc.detect import ultralytics_env
+from lsdc.params import Params
+
+log = logging.getLogger(__name__)
+
+YOLO_DIR = Path("data/interim/yolo")
+MODELS_DIR = Path("models/detectors")
+METRICS_DIR = Path("metrics/detectors")
+SCRATCH_DIR = ultralytics_env.CONFIG_DIR / "runs"
+
+
+def resolved_dataset_yaml(yolo_dir: Path, out: Path) -> Path:
+    """Copy dataset.yaml with `path` made absolute (relative = the yaml's own folder)."""
+    src = yolo_dir / "dataset.yaml"
+    if not src.exists():
+        raise FileNotFoundError(f"{src}: YOLO dataset missing (run `lsdc yolo-export` first)")
+    data = yaml.safe_load(src.read_text())
+    base = Path(data.get("path") or ".")
+    data["path"] = str(base if base.is_absolute() else (yolo_dir / base).resolve())
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(yaml.safe_dump(data, sort_keys=False))
+    return out
+
+
+def model_yaml(cfg, nc: int, out: Path) -> Path:
+    """The architecture yaml scaled by detect.width_multiple / depth_multiple, nc classes."""
+    from ultralytics.nn.tasks import yaml_model_load
+
+    d = yaml_model_load(cfg.model)
+    d = {k: v for k, v in d.items() if k not in ("scales", "scale", "yaml_file")}
+    d.update(nc=nc, depth_multiple=cfg.depth_multiple, width_multiple=cfg.width_multiple)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(yaml.safe_dump(d, sort_keys=False))  # name without n/s/m/l/x: no scale guessed
+    return out
+
+
+def train_args(p: Params, data_yaml: Path, run_dir: Path) -> dict:
+    c = p.detect
+    return dict(
+        data=str(data_yaml), epochs=c.epochs, imgsz=c.imgsz, batch=c.batch, nbs=c.batch,
+        optimizer=c.optimizer, lr0=c.lr0, lrf=c.lrf, warmup_epochs=c.warmup_epochs,
+        weight_decay=c.weight_decay, mosaic=c.mosaic, close_mosaic=c.close_mosaic, fliplr=c.fliplr,
+        degrees=c.degrees, scale=c.scale, workers=c.workers, device=c.device, seed=p.seed,
+        deterministic=True, amp=False, project=str(run_dir.parent.resolve()), name=run_dir.name,
+        exist_ok=True, patience=max(c.epochs, 1), plots=False, verbose=False, pretrained=False,
+    )
+
+
+def _epoch_logger(trainer) -> None:
+    import mlflow
+
+    if mlflow.active_run() is None:  # e.g. a test without a run: never start one implicitly
+        return
+    metrics = dict(trainer.label_loss_items(trainer.tloss, prefix="train"))
+    metrics.update(trainer.metrics or {})
+    tracking.log_metrics(metrics, step=int(trainer.epoch))
+
+
+def _detection_metrics(trainer) -> dict:
+    m = trainer.metrics or {}
+    return {
+        "mAP50": float(m.get("metrics/mAP50(B)", float("nan"))),
+        "mAP50-95": float(m.get("metrics/mAP50-95(B)", float("nan"))),
+        "precision": float(m.get("metrics/precision(B)", float("nan"))),
+        "recall": float(m.get("metrics/recall(B)", float("nan"))),
+    }
+
+
+def train_plane(p: Params, plane: str, yolo_dir: Path, models_dir: Path = MODELS_DIR,
+                metrics_dir: Path = METRICS_DIR, scratch: Path = SCRATCH_DIR,
+                config_dir: Path = ultralytics_env.CONFIG_DIR) -> dict:
+    """Train, copy the best weights and curves out of the run folder, evaluate; return metrics."""
+    if p.detect.classes not in lab.MODES:
+        raise ValueError(f"detect.classes={p.detect.classes!r}; expected one of {lab.MODES}")
+    if p.detect.fliplr > 0:
+        log.warning("detect.fliplr=%s swaps left and right; sides read from position become wrong", p.detect.fliplr)
+    ultralytics_env.configure(config_dir)
+    from ultralytics import YOLO
+
+    from lsdc.detect import evaluate
+
+    run_dir = scratch / plane
+    if run_dir.exists():
+        shutil.rmtree(run_dir)
+    data_yaml = resolved_dataset_yaml(yolo_dir, scratch / f"{plane}_dataset.yaml")
+    names = lab.class_names(plane, p.detect.classes)
+    if p.detect.weights:
+        if not Path(p.detect.weights).exists():
+            raise FileNotFoundError(f"{p.detect.weights}: detect.weights not found (weights are never downloaded)")
+        model = YOLO(p.detect.weights, task="detect")
+    else:
+        model = YOLO(str(model_yaml(p.detect, len(names), scratch / f"lsdc_{plane}_arch.yaml")), task="detect")
+    model.add_callback("on_fit_epoch_end", _epoch_logger)
+    t0 = time.perf_counter()
+    model.train(**train_args(p, data_yaml, run_dir))
+    trainer = model.trainer
+    train_s = time.perf_counter() - t0
+    metrics = {"plane": plane, "classes": p.detect.classes, **_detection_metrics(trainer)}
+    best = Path(trainer.best) if Path(trainer.best).exists() else Path(trainer.last)
+    models_dir.mkdir(parents=True, exist_ok=True)
+    metrics_dir.mkdir(parents=True, exist_ok=True)
+    weights = models_dir / f"{plane}.pt"
+    shutil.copyfile(best, weights)
+    shutil.copyfile(Path(trainer.save_dir) / "results.csv", metrics_dir / f"{plane}_results.csv")
+    t1 = time.perf_counter()
+    loc, _ = evaluate.evaluate_split(YOLO(str(weights), task="detect"), yolo_dir, plane, p.detect)
+    metrics.update(loc)
+    metrics.update(train_seconds=round(train_s, 1), eval_seconds=round(time.perf_counter() - t1, 1),
+                   epochs=p.detect.epochs, n_params=int(sum(x.numel() for x in model.model.parameters())))
+    (metrics_dir / f"{plane}.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    return metrics
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--plane", required=True, choices=schema.PLANES, help="plane to train")
+    parser.add_argument("--yolo-dir", type=Path, default=None, help="dataset (default data/interim/yolo/<plane>)")
+
+
+def main(params: Params, args: argparse.Namespace) -> int:
+    plane = args.plane
+    yolo_dir = args.yolo_dir or YOLO_DIR / plane
+    with tracking.stage_run(f"train_detector@{plane}", params):
+        metrics = train_plane(params, plane, yolo_dir)
+        tracking.log_metrics({k: v for k, v in metrics.items() if k != "epochs"})
+        tracking.log_artifact(MODELS_DIR / f"{plane}.pt")
+        tracking.log_artifact(METRICS_DIR / f"{plane}_results.csv")
+        tracking.log_artifact(METRICS_DIR / f"{plane}.json")
+    print(json.dumps(metrics))
+    return 0

@@ -1,0 +1,471 @@
+"""DICOM reading for the RSNA layout: headers, slice geometry, spatial sorting, pixels.
+
+Conventions (docs/data_formats.md): patient coordinates in mm (LPS). A pixel at
+column ``x``, row ``y`` of a slice lies at ``IPP + x * col_spacing * R + y * row_spacing * C``
+where ``IOP = (R, C)`` and ``PixelSpacing = [row_spacing, col_spacing]``. The slice
+normal is ``N = R x C``; a slice's position along its series is ``IPP . N``.
+
+Typical use::
+
+    headers = [read_header(p) for p in paths]          # header only, no pixel decode
+    series = read_series(paths)                          # decode each file once, sorted
+    volume = normalise_uint8(series.slices)              # per-series percentile window
+    k, x, y, dist = nearest_slice([h.geometry for h in series.headers], point_mm)
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pydicom.errors
+from pydicom.uid import JPEGLSLossless, JPEGLSNearLossless, RLELossless
+
+log = logging.getLogger(__name__)
+
+# Problem kinds raised by read_header (also quarantine kinds in ingest).
+EMPTY_FILE = "empty_file"
+NOT_DICOM = "not_dicom"
+TRUNCATED = "truncated_file"
+NO_PIXELS = "no_pixel_data"
+
+# Tags read by read_header: everything ingest and later stages need, nothing else.
+HEADER_TAGS: tuple[str, ...] = (
+    "InstanceNumber", "Rows", "Columns", "PixelSpacing", "ImagePositionPatient",
+    "ImageOrientationPatient", "BitsAllocated", "BitsStored", "SamplesPerPixel",
+    "PhotometricInterpretation", "SliceThickness", "SpacingBetweenSlices",
+    "NumberOfFrames", "SeriesDescription", "PixelData",
+)
+_ENCAPSULATED_END = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"  # sequence delimiter (LE)
+_PIXEL_ELEMENT_HEADER = 12  # tag + VR + reserved + 4-byte length (explicit VR OB/OW; implicit: 8)
+_POSITION_TOLERANCE_MM = 1e-3
+
+
+class DicomReadError(Exception):
+    """A file that cannot be used as a DICOM slice; ``kind`` is a short slug."""
+
+    def __init__(self, path: str | Path, kind: str, reason: str):
+        self.path, self.kind, self.reason = str(path), kind, reason
+        super().__init__(f"{path}: {reason}")
+
+
+@dataclass(frozen=True, eq=False)
+class SliceGeometry:
+    """Where one slice's pixel grid lies in patient space (mm)."""
+
+    ipp: np.ndarray  # (3,) ImagePositionPatient: centre of the first pixel
+    row_dir: np.ndarray  # (3,) R: direction of increasing column index
+    col_dir: np.ndarray  # (3,) C: direction of increasing row index
+    row_spacing: float  # mm between rows (PixelSpacing[0])
+    col_spacing: float  # mm between columns (PixelSpacing[1])
+    rows: int
+    cols: int
+
+    @classmethod
+    def from_tags(cls, ipp: Sequence[float], iop: Sequence[float],
+                  pixel_spacing: Sequence[float], rows: int, cols: int) -> SliceGeometry:
+        """Build from the raw DICOM values (IPP 3 floats, IOP 6 floats, PixelSpacing 2)."""
+        iop = np.asarray(iop, dtype=float)
+        if iop.shape != (6,) or len(ipp) != 3 or len(pixel_spacing) != 2:
+            raise ValueError(f"bad geometry tags: IPP={ipp!r} IOP={iop!r} spacing={pixel_spacing!r}")
+        return cls(np.asarray(ipp, dtype=float), iop[:3], iop[3:],
+                   float(pixel_spacing[0]), float(pixel_spacing[1]), int(rows), int(cols))
+
+    @property
+    def normal(self) -> np.ndarray:
+        """Unit slice normal N = R x C."""
+        return slice_normal(np.concatenate([self.row_dir, self.col_dir]))
+
+    @property
+    def position(self) -> float:
+        """Position along the slice's own normal, IPP . N (mm)."""
+        return float(self.ipp @ self.normal)
+
+    def _axes(self) -> np.ndarray:
+        """3x3 matrix whose columns map (x px, y px, d mm) to a patient offset."""
+        return np.column_stack([self.row_dir * self.col_spacing,
+                                self.col_dir * self.row_spacing, self.normal])
+
+    def to_patient(self, x: np.ndarray | float, y: np.ndarray | float) -> np.ndarray:
+        """Pixel (column x, row y), scalars or arrays -> patient mm, shape (..., 3)."""
+        x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+        return (self.ipp + x[..., None] * self.col_spacing * self.row_dir
+                + y[..., None] * self.row_spacing * self.col_dir)
+
+    def to_pixel(self, points: np.ndarray | Sequence[float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Patient mm (..., 3) -> (x column, y row, signed distance from the plane along N in mm)."""
+        p = np.asarray(points, dtype=float)
+        offsets = (p - self.ipp).reshape(-1, 3).T
+        xyd = np.linalg.solve(self._axes(), offsets)
+        shape = p.shape[:-1]
+        return xyd[0].reshape(shape), xyd[1].reshape(shape), xyd[2].reshape(shape)
+
+    def contains(self, x: np.ndarray | float, y: np.ndarray | float) -> np.ndarray:
+        """True where pixel (x, y) lies inside the image: 0 <= x < cols and 0 <= y < rows."""
+        x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+        return (x >= 0) & (x < self.cols) & (y >= 0) & (y < self.rows)
+
+
+@dataclass(frozen=True)
+class SliceHeader:
+    """The header fields of one DICOM file that the pipeline uses (no pixels)."""
+
+    path: str
+    instance_number: int | None
+    rows: int
+    cols: int
+    pixel_spacing: tuple[float, float] | None  # (row_spacing, col_spacing) mm
+    ipp: tuple[float, float, float] | None
+    iop: tuple[float, float, float, float, float, float] | None
+    transfer_syntax: str
+    bits_stored: int | None
+    photometric: str | None
+    slice_thickness: float | None
+    spacing_between_slices: float | None
+    n_frames: int = 1
+    series_description: str | None = None
+
+    @property
+    def geometry(self) -> SliceGeometry | None:
+        """The slice's SliceGeometry, or None when IPP, IOP or PixelSpacing is missing or bad."""
+        if self.ipp is None or self.iop is None or self.pixel_spacing is None:
+            return None
+        try:
+            geom = SliceGeometry.from_tags(self.ipp, self.iop, self.pixel_spacing, self.rows, self.cols)
+            geom.normal  # raises on a degenerate orientation
+        except ValueError:
+            return None
+        return geom
+
+
+def _floats(ds: pydicom.Dataset, keyword: str, n: int) -> tuple[float, ...] | None:
+    value = ds.get(keyword)
+    if value is None or value == "":
+        return None
+    try:
+        values = tuple(float(v) for v in (value if isinstance(value, Sequence) and not isinstance(value, str) else [value]))
+    except (TypeError, ValueError):
+        return None
+    if len(values) != n or not all(np.isfinite(values)):
+        return None
+    return values
+
+
+def _int(ds: pydicom.Dataset, keyword: str) -> int | None:
+    value = ds.get(keyword)
+    try:
+        return None if value is None or value == "" else int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def header_from_dataset(ds: pydicom.Dataset, path: str | Path) -> SliceHeader:
+    """Extract a SliceHeader from an already read dataset."""
+    spacing = _floats(ds, "PixelSpacing", 2)
+    thickness = _floats(ds, "SliceThickness", 1)
+    between = _floats(ds, "SpacingBetweenSlices", 1)
+    description = ds.get("SeriesDescription")
+    meta = getattr(ds, "file_meta", None)
+    return SliceHeader(
+        path=str(path),
+        instance_number=_int(ds, "InstanceNumber"),
+        rows=_int(ds, "Rows") or 0,
+        cols=_int(ds, "Columns") or 0,
+        pixel_spacing=spacing if spacing and min(spacing) > 0 else None,
+        ipp=_floats(ds, "ImagePositionPatient", 3),
+        iop=_floats(ds, "ImageOrientationPatient", 6),
+        transfer_syntax=str(meta.get("TransferSyntaxUID", "")) if meta is not None else "",
+        bits_stored=_int(ds, "BitsStored"),
+        photometric=str(ds.get("PhotometricInterpretation")) if "PhotometricInterpretation" in ds else None,
+        slice_thickness=thickness[0] if thickness else None,
+        spacing_between_slices=between[0] if between else None,
+        n_frames=_int(ds, "NumberOfFrames") or 1,
+        series_description=str(description) if description else None,
+    )
+
+
+def _expected_native_bytes(header: SliceHeader, ds: pydicom.Dataset) -> int:
+    bits = _int(ds, "BitsAllocated") or 16
+    samples = _int(ds, "SamplesPerPixel") or 1
+    return header.rows * header.cols * samples * header.n_frames * ((bits + 7) // 8)
+
+
+def read_header(path: str | Path) -> SliceHeader:
+    """Read one file's header without decoding pixels.
+
+    Raises DicomReadError (kind EMPTY_FILE, NOT_DICOM, TRUNCATED or NO_PIXELS) with a
+    reason naming the file when it cannot serve as an image slice. Truncation is
+    detected cheaply from the file size (native pixel data shorter than
+    Rows x Columns x frames, or encapsulated data missing its closing delimiter).
+    """
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except OSError as e:
+        raise DicomReadError(path, NOT_DICOM, f"{path}: cannot open ({e.strerror})") from None
+    if size == 0:
+        raise DicomReadError(path, EMPTY_FILE, f"{path}: file is empty (0 bytes)")
+    try:
+        with open(path, "rb") as fp:
+            ds = pydicom.dcmread(fp, stop_before_pixels=True, specific_tags=list(HEADER_TAGS))
+            pixel_offset = fp.tell()
+            if "Rows" not in ds or "Columns" not in ds:
+                raise DicomReadError(path, NO_PIXELS, f"{path}: DICOM file without an image (no Rows/Columns)")
+            header = header_from_dataset(ds, path)
+            remaining = size - pixel_offset
+            tsyntax = ds.file_meta.get("TransferSyntaxUID")
+            element_header = 8 if tsyntax is not None and tsyntax.is_implicit_VR else _PIXEL_ELEMENT_HEADER
+            if remaining <= element_header:
+                raise DicomReadError(path, NO_PIXELS if remaining == 0 else TRUNCATED,
+                                     f"{path}: no pixel data after the header ({remaining} bytes left)")
+            if tsyntax is not None and tsyntax.is_encapsulated:
+                _check_encapsulated_end(fp, path, size, pixel_offset)
+            else:
+                expected = _expected_native_bytes(header, ds)
+                if remaining - element_header < expected:
+                    raise DicomReadError(path, TRUNCATED, f"{path}: truncated: pixel data holds "
+                                         f"{remaining - element_header} of {expected} bytes")
+    except DicomReadError:
+        raise
+    except pydicom.errors.InvalidDicomError as e:
+        raise DicomReadError(path, NOT_DICOM, f"{path}: not a DICOM file ({e})") from None
+    except (EOFError, OSError, ValueError, KeyError, TypeError, AttributeError, NotImplementedError) as e:
+        raise DicomReadError(path, TRUNCATED, f"{path}: unreadable or truncated header "
+                             f"({type(e).__name__}: {e})") from None
+    return header
+
+
+def _check_encapsulated_end(fp, path: Path, size: int, pixel_offset: int) -> None:
+    fp.seek(max(pixel_offset, size - len(_ENCAPSULATED_END)))
+    if fp.read() == _ENCAPSULATED_END:
+        return
+    fp.seek(pixel_offset)  # trailing elements after the pixel data are allowed: search
+    if _ENCAPSULATED_END not in fp.read():
+        raise DicomReadError(path, TRUNCATED, f"{path}: truncated: compressed pixel data has no end "
+                             "delimiter (file cut short)")
+
+
+# ----------------------------------------------------------------------------- geometry
+
+def slice_normal(iop: Sequence[float]) -> np.ndarray:
+    """Unit normal R x C of an ImageOrientationPatient (6 floats); ValueError if degenerate."""
+    iop = np.asarray(iop, dtype=float)
+    n = np.cross(iop[:3], iop[3:])
+    norm = np.linalg.norm(n)
+    if not np.isfinite(norm) or norm < 1e-6:
+        raise ValueError(f"degenerate ImageOrientationPatient {iop.tolist()}")
+    return n / norm
+
+
+def normal_position(ipp: Sequence[float], iop: Sequence[float]) -> float:
+    """Position of a slice along its own normal: IPP . (R x C), in mm."""
+    return float(np.asarray(ipp, dtype=float) @ slice_normal(iop))
+
+
+def series_normal(iops: Sequence[Sequence[float]]) -> np.ndarray:
+    """One reference normal for a series: the mean of its slice normals, each sign-aligned
+    to the first. Equals each slice's normal when the series has a single orientation;
+    for angled axial blocks it keeps positions comparable between blocks."""
+    normals = np.stack([slice_normal(iop) for iop in iops])
+    signs = np.where(normals @ normals[0] < 0, -1.0, 1.0)
+    mean = (normals * signs[:, None]).mean(axis=0)
+    return mean / np.linalg.norm(mean)
+
+
+def series_positions(headers: Sequence[SliceHeader]) -> tuple[np.ndarray, bool]:
+    """Positions of a series' slices for sorting, and whether they come from geometry.
+
+    With IPP and IOP on every slice: IPP . series_normal (mm). Otherwise: the
+    instance numbers (file order when those are missing too), geometry flag False.
+    """
+    if headers and all(h.geometry is not None for h in headers):
+        normal = series_normal([h.iop for h in headers])
+        return np.array([np.dot(h.ipp, normal) for h in headers], dtype=float), True
+    numbers = [h.instance_number for h in headers]
+    if all(n is not None for n in numbers):
+        return np.array(numbers, dtype=float), False
+    return np.arange(len(headers), dtype=float), False
+
+
+def spatial_ranks(positions: Sequence[float], instance_numbers: Sequence[float] | None = None) -> np.ndarray:
+    """Rank (0..n-1) of each slice in order of position; ties broken by instance number."""
+    positions = np.asarray(positions, dtype=float)
+    tiebreak = np.arange(len(positions)) if instance_numbers is None else np.asarray(instance_numbers, dtype=float)
+    order = np.lexsort((tiebreak, positions))
+    ranks = np.empty(len(order), dtype=np.int64)
+    ranks[order] = np.arange(len(order))
+    return ranks
+
+
+def sort_slices(headers: Sequence[SliceHeader]) -> list[int]:
+    """Indices of ``headers`` in spatial order (see series_positions)."""
+    positions, _ = series_positions(headers)
+    numbers = [h.instance_number if h.instance_number is not None else i for i, h in enumerate(headers)]
+    ranks = spatial_ranks(positions, numbers)
+    return list(np.argsort(ranks))
+
+
+def duplicate_positions(positions: Sequence[float], tolerance: float = _POSITION_TOLERANCE_MM) -> int:
+    """How many slices share a position with an earlier slice (within ``tolerance`` mm)."""
+    p = np.sort(np.asarray(positions, dtype=float))
+    return int(np.sum(np.diff(p) <= tolerance)) if len(p) > 1 else 0
+
+
+def nearest_slice(geometries: Sequence[SliceGeometry | None], point: Sequence[float]
+                  ) -> tuple[int, float, float, float]:
+    """Project a patient point (mm) onto a series.
+
+    Returns (index of the slice whose plane is closest, x column, y row on that slice,
+    absolute distance to its plane in mm). Slices without geometry are skipped;
+    ValueError if none has geometry.
+    """
+    best: tuple[int, float, float, float] | None = None
+    for i, geom in enumerate(geometries):
+        if geom is None:
+            continue
+        x, y, d = geom.to_pixel(point)
+        if best is None or abs(float(d)) < best[3]:
+            best = (i, float(x), float(y), abs(float(d)))
+    if best is None:
+        raise ValueError("no slice of the series has geometry (IPP/IOP/PixelSpacing)")
+    return best
+
+
+# ----------------------------------------------------------------------------- pixels
+
+def _decoding_plugin(transfer_syntax: str) -> str | None:
+    """Fastest installed decoder per transfer syntax (stack-notes: pylibjpeg-rle, pyjpegls)."""
+    if transfer_syntax == RLELossless:
+        return "pylibjpeg"
+    if transfer_syntax in (JPEGLSLossless, JPEGLSNearLossless):
+        return "pyjpegls"
+    return None
+
+
+def decode_pixels(ds: pydicom.Dataset, path: str | Path = "") -> np.ndarray:
+    """Decode a read dataset to float32, (rows, cols) or (frames, rows, cols).
+
+    Applies RescaleSlope/Intercept when present and inverts MONOCHROME1 so that
+    brighter always means more signal. Raises DicomReadError naming the file.
+    """
+    tsyntax = str(ds.file_meta.get("TransferSyntaxUID", "")) if hasattr(ds, "file_meta") else ""
+    plugin = _decoding_plugin(tsyntax)
+    try:
+        try:
+            if plugin:
+                ds.pixel_array_options(decoding_plugin=plugin)
+            arr = ds.pixel_array
+        except (RuntimeError, ImportError) as e:  # plugin missing or failing: default chain
+            if not plugin:
+                raise
+            log.debug("%s: %s decoder failed (%s); using the default", path, plugin, e)
+            ds.pixel_array_options(decoding_plugin="")
+            arr = ds.pixel_array
+    except Exception as e:  # decoders raise many types; name the file and the cause
+        raise DicomReadError(path, TRUNCATED, f"{path}: pixel data cannot be decoded "
+                             f"({type(e).__name__}: {e})") from None
+    out = arr.astype(np.float32)
+    slope, intercept = ds.get("RescaleSlope"), ds.get("RescaleIntercept")
+    if slope is not None or intercept is not None:
+        out = out * float(slope if slope is not None else 1.0) + float(intercept or 0.0)
+    if str(ds.get("PhotometricInterpretation", "")) == "MONOCHROME1":
+        out = out.max() + out.min() - out
+    return out
+
+
+def read_pixels(path: str | Path) -> tuple[SliceHeader, np.ndarray]:
+    """Read one file fully (decoding once): its header and float32 pixels."""
+    try:
+        ds = pydicom.dcmread(path)
+    except pydicom.errors.InvalidDicomError as e:
+        raise DicomReadError(path, NOT_DICOM, f"{path}: not a DICOM file ({e})") from None
+    except (EOFError, OSError, ValueError) as e:
+        raise DicomReadError(path, TRUNCATED, f"{path}: unreadable ({type(e).__name__}: {e})") from None
+    if "PixelData" not in ds:
+        raise DicomReadError(path, NO_PIXELS, f"{path}: no pixel data")
+    return header_from_dataset(ds, path), decode_pixels(ds, path)
+
+
+@dataclass
+class SeriesPixels:
+    """A decoded series in spatial order. Multi-frame files contribute one entry per frame."""
+
+    headers: list[SliceHeader]  # one per slice (a multi-frame file's header repeats)
+    slices: list[np.ndarray]  # float32 (rows, cols) each; shapes may differ within a series
+    positions: np.ndarray  # sort key per slice (mm along the series normal, or instance number)
+    geometry_ok: bool  # positions come from IPP/IOP (False: instance-number order)
+    shapes: list[tuple[int, int]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.shapes = [s.shape for s in self.slices]
+
+    @property
+    def mixed_shapes(self) -> bool:
+        return len(set(self.shapes)) > 1
+
+    def stack(self) -> np.ndarray:
+        """(n, rows, cols) float32; ValueError naming the shapes if they differ."""
+        if self.mixed_shapes:
+            raise ValueError(f"series slices differ in size: {sorted(set(self.shapes))}; "
+                             "resample or pick slices before stacking")
+        return np.stack(self.slices)
+
+
+def read_series(paths: Sequence[str | Path], sort: bool = True) -> SeriesPixels:
+    """Decode every file of a series exactly once and return its slices in spatial order.
+
+    Sorting uses IPP projected on the series normal (series_positions), falling back
+    to instance numbers when geometry is missing. Raises DicomReadError for a bad file.
+    """
+    headers: list[SliceHeader] = []
+    slices: list[np.ndarray] = []
+    for path in paths:
+        header, pixels = read_pixels(path)
+        frames = pixels if pixels.ndim == 3 else pixels[None]
+        headers.extend([header] * len(frames))
+        slices.extend(list(frames))
+    positions, geometry_ok = series_positions(headers)
+    if sort and headers:
+        numbers = [h.instance_number if h.instance_number is not None else 0 for h in headers]
+        order = np.lexsort((np.arange(len(headers)), numbers, positions))
+        headers = [headers[i] for i in order]
+        slices = [slices[i] for i in order]
+        positions = positions[order]
+    return SeriesPixels(headers, slices, positions, geometry_ok)
+
+
+def series_files(series_dir: str | Path) -> list[Path]:
+    """The *.dcm files of a series folder (any order; read_series sorts spatially)."""
+    return sorted(Path(series_dir).glob("*.dcm"), key=lambda p: (len(p.name), p.name))
+
+
+def normalise_uint8(slices: Sequence[np.ndarray] | np.ndarray, low_pct: float = 1.0,
+                    high_pct: float = 99.0, max_samples: int = 2_000_000) -> list[np.ndarray]:
+    """Window a whole series to uint8 with one pair of percentiles computed over all its
+    slices (so brightness stays comparable between slices), clipping outside.
+
+    ``max_samples`` caps the pixels used for the percentiles (evenly strided).
+    """
+    slices = list(slices)
+    if not slices:
+        return []
+    flat = np.concatenate([np.asarray(s, dtype=np.float32).ravel() for s in slices])
+    if flat.size > max_samples:
+        flat = flat[:: flat.size // max_samples + 1]
+    lo, hi = np.percentile(flat, [low_pct, high_pct])
+    scale = 255.0 / (hi - lo) if hi > lo else 0.0
+    return [np.clip((np.asarray(s, dtype=np.float32) - lo) * scale, 0, 255).round().astype(np.uint8)
+            for s in slices]
+
+
+__all__ = [
+    "DicomReadError", "SliceGeometry", "SliceHeader", "SeriesPixels", "HEADER_TAGS",
+    "EMPTY_FILE", "NOT_DICOM", "TRUNCATED", "NO_PIXELS",
+    "read_header", "header_from_dataset", "slice_normal", "normal_position", "series_normal",
+    "series_positions", "spatial_ranks", "sort_slices", "duplicate_positions", "nearest_slice",
+    "decode_pixels", "read_pixels", "read_series", "series_files", "normalise_uint8",
+]

@@ -1,0 +1,297 @@
+"""The EDA figures: each function draws one PNG from a prepared table and returns its path."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from lsdc import schema  # noqa: E402
+from lsdc.eda import stats  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+GRADE_COLORS: dict[str, str] = {
+    "Normal/Mild": "#59a14f", "Moderate": "#f28e2b", "Severe": "#e15759", stats.MISSING: "#bab0ac",
+}
+LEVEL_COLORS: dict[str, str] = dict(zip(schema.LEVELS, sns.color_palette("viridis", 5).as_hex()))
+DPI = 110
+
+
+def short_label(column: str) -> str:
+    """'left_neural_foraminal_narrowing_l4_l5' -> 'L foram L4/L5' (axis labels)."""
+    lab = schema.label_of_column(column)
+    side = {"left": "L ", "right": "R ", None: ""}[lab.side]
+    family = {"spinal": "canal", "foraminal": "foram", "subarticular": "subart"}[lab.family]
+    return f"{side}{family} {lab.level}"
+
+
+def save(fig: plt.Figure, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=DPI, bbox_inches="tight", facecolor="white")
+    plt.close(fig)
+    log.debug("wrote %s", path)
+    return path
+
+
+def no_data(ax: plt.Axes, text: str) -> None:
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, fontsize=11,
+            color="#555555", wrap=True)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _stacked_bars(ax: plt.Axes, counts: pd.DataFrame, shares: bool = False) -> None:
+    table = counts.div(counts.sum(axis=1).replace(0, np.nan), axis=0) if shares else counts
+    bottom = np.zeros(len(table))
+    x = np.arange(len(table))
+    for grade in table.columns:
+        values = table[grade].fillna(0).to_numpy(dtype=float)
+        ax.bar(x, values, bottom=bottom, color=GRADE_COLORS[grade], label=grade, width=0.75)
+        if shares:
+            for xi, (b, v) in enumerate(zip(bottom, values)):
+                if v >= 0.06:
+                    ax.text(xi, b + v / 2, f"{100 * v:.0f}%", ha="center", va="center", fontsize=8)
+        bottom += values
+    ax.set_xticks(x)
+
+
+def grade_distribution(counts: pd.DataFrame, path: Path, title: str) -> Path:
+    """Counts (left) and shares (right) of each grade per row of `counts` (a GRADES table)."""
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.6))
+    if counts.to_numpy().sum() == 0:
+        for ax in axes:
+            no_data(ax, "no label cells")
+        return save(fig, path)
+    names = [str(i).replace(" ", "\n", 2) for i in counts.index]
+    for ax, shares in zip(axes, (False, True)):
+        _stacked_bars(ax, counts, shares=shares)
+        ax.set_xticklabels(names, fontsize=8)
+        ax.set_ylabel("share of label cells" if shares else "label cells")
+    axes[1].set_ylim(0, 1)
+    axes[0].legend(loc="upper right", fontsize=8, frameon=False)
+    fig.suptitle(title)
+    return save(fig, path)
+
+
+def grades_by_level(counts: pd.DataFrame, path: Path) -> Path:
+    """One panel per condition: grade counts per level (counts indexed by condition, level)."""
+    fig, axes = plt.subplots(1, len(schema.CONDITIONS), figsize=(17, 3.8), sharey=True)
+    for ax, condition in zip(axes, schema.CONDITIONS):
+        sub = counts.loc[condition]
+        if sub.to_numpy().sum() == 0:
+            no_data(ax, "no label cells")
+        else:
+            _stacked_bars(ax, sub)
+            ax.set_xticklabels(sub.index, fontsize=8)
+        ax.set_title(condition, fontsize=9)
+    axes[0].set_ylabel("label cells")
+    axes[-1].legend(fontsize=7, frameon=False)
+    return save(fig, path)
+
+
+def grade_share_heatmaps(shares: pd.DataFrame, path: Path) -> Path:
+    """Share of each grade among graded cells, condition x level, one heatmap per grade."""
+    fig, axes = plt.subplots(1, 3, figsize=(17, 4))
+    for ax, grade in zip(axes, schema.SEVERITIES):
+        table = shares[grade].unstack("level").reindex(index=list(schema.CONDITIONS),
+                                                       columns=list(schema.LEVELS))
+        sns.heatmap(100 * table, ax=ax, annot=True, fmt=".1f", cmap="rocket_r", vmin=0,
+                    cbar_kws={"label": "% of graded cells"}, annot_kws={"fontsize": 8})
+        ax.set_title(f"{grade} (%)")
+        ax.set_xlabel("")
+        ax.set_ylabel("")
+    return save(fig, path)
+
+
+def missing_labels(matrix: pd.DataFrame, wide: pd.DataFrame, path: Path,
+                   max_studies: int = 200) -> Path:
+    """Missing cells per condition x level (left) and which labels each study misses (right)."""
+    fig, axes = plt.subplots(1, 2, figsize=(16, 5.5), gridspec_kw={"width_ratios": [1, 1.6]})
+    sns.heatmap(matrix.fillna(0).astype(int), ax=axes[0], annot=True, fmt="d", cmap="Greys",
+                cbar=False, vmin=0, annot_kws={"fontsize": 9}, linewidths=0.5, linecolor="#dddddd")
+    axes[0].set_title("missing label cells")
+    axes[0].set_xlabel("")
+    axes[0].set_ylabel("")
+    missing = wide.isna()
+    rows = missing[missing.any(axis=1)]
+    if rows.empty:
+        no_data(axes[1], "no study has a missing label")
+    else:
+        shown = rows.head(max_studies)
+        cmap = matplotlib.colors.ListedColormap(["#f4f4f4", "#e15759"])
+        sns.heatmap(shown.astype(int), ax=axes[1], cmap=cmap, cbar=False, vmin=0, vmax=1,
+                    yticklabels=len(shown) <= 40)
+        axes[1].set_xticks(np.arange(len(shown.columns)) + 0.5)
+        axes[1].set_xticklabels([short_label(c) for c in shown.columns], rotation=90, fontsize=7)
+        extra = f" (first {max_studies} of {len(rows)})" if len(rows) > max_studies else ""
+        axes[1].set_title(f"studies with a missing label: {len(rows)}{extra}; red = missing")
+        axes[1].set_ylabel("study")
+    return save(fig, path)
+
+
+def correlation_all(corr: pd.DataFrame, path: Path) -> Path:
+    """25 x 25 Spearman correlation of severity codes."""
+    fig, ax = plt.subplots(figsize=(11, 9.5))
+    if corr.isna().all().all():
+        no_data(ax, "not enough graded studies for correlations")
+        return save(fig, path)
+    names = [short_label(c) for c in corr.columns]
+    sns.heatmap(corr, ax=ax, cmap="vlag", vmin=-1, vmax=1, square=True, xticklabels=names,
+                yticklabels=names, cbar_kws={"label": "Spearman rho", "shrink": 0.8})
+    ax.tick_params(labelsize=7)
+    ax.set_title("Correlation of severity grades between all labels")
+    return save(fig, path)
+
+
+def correlation_per_condition(corrs: dict[str, pd.DataFrame], path: Path) -> Path:
+    """One annotated level x level Spearman matrix per condition."""
+    fig, axes = plt.subplots(1, len(corrs), figsize=(19, 4))
+    for ax, (condition, corr) in zip(axes, corrs.items()):
+        if corr.isna().all().all():
+            no_data(ax, "not enough data")
+        else:
+            levels = [schema.label_of_column(c).level for c in corr.columns]
+            sns.heatmap(corr, ax=ax, cmap="vlag", vmin=-1, vmax=1, annot=True, fmt=".2f",
+                        square=True, cbar=False, xticklabels=levels, yticklabels=levels,
+                        annot_kws={"fontsize": 8})
+        ax.set_title(condition, fontsize=9)
+        ax.tick_params(labelsize=8)
+    return save(fig, path)
+
+
+def integer_histograms(panels: dict[str, pd.Series], path: Path, xlabel: str,
+                       mark: int | None = None, ylabel: str = "studies") -> Path:
+    """Bar chart of the distribution of each integer series (one panel each)."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.2 * len(panels), 3.8), squeeze=False)
+    for ax, (title, values) in zip(axes[0], panels.items()):
+        if len(values) == 0:
+            no_data(ax, "no studies")
+        else:
+            counts = values.value_counts().sort_index()
+            lo, hi = int(min(counts.index.min(), mark if mark is not None else 10**9)), \
+                int(max(counts.index.max(), mark if mark is not None else -1))
+            counts = counts.reindex(range(lo, hi + 1), fill_value=0)
+            bars = ax.bar(counts.index, counts.values, color="#4e79a7", width=0.8)
+            if len(counts) <= 30:
+                ax.bar_label(bars, labels=[str(v) if v else "" for v in counts.values], fontsize=7)
+            if mark is not None:
+                ax.axvline(mark, color="#e15759", ls="--", lw=1)
+            ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.set_title(title, fontsize=10)
+    return save(fig, path)
+
+
+def description_shares(counts: pd.DataFrame, path: Path) -> Path:
+    """Horizontal bars of series per description, one column per split, labelled with shares."""
+    fig, ax = plt.subplots(figsize=(8, 0.8 + 0.7 * max(len(counts), 1)))
+    if counts.to_numpy().sum() == 0:
+        no_data(ax, "no series")
+        return save(fig, path)
+    shares = counts / counts.sum()
+    counts.plot.barh(ax=ax, color=["#4e79a7", "#76b7b2"][: counts.shape[1]], width=0.8)
+    for container, split in zip(ax.containers, counts.columns):
+        labels = [f"{n} ({100 * s:.1f}%)" for n, s in zip(counts[split], shares[split])]
+        ax.bar_label(container, labels=labels, fontsize=8, padding=2)
+    ax.invert_yaxis()
+    ax.set_xlabel("series")
+    ax.set_ylabel("")
+    ax.set_xlim(0, counts.to_numpy().max() * 1.3)
+    ax.legend(title="split", fontsize=8, frameon=False)
+    return save(fig, path)
+
+
+def _coordinate_axes(norm: pd.DataFrame) -> tuple[pd.DataFrame, str, str, bool]:
+    """Use normalised coordinates when image sizes are known, else raw pixels."""
+    if norm["nx"].notna().any():
+        return norm.dropna(subset=["nx", "ny"]), "nx", "ny", True
+    return norm.dropna(subset=["x", "y"]), "x", "y", False
+
+
+def coords_scatter(norm: pd.DataFrame, path: Path, hue: str, max_points: int, seed: int) -> Path:
+    """One panel per condition: coordinates coloured by 'level' or 'grade' (image orientation)."""
+    data, xc, yc, normalised = _coordinate_axes(norm)
+    if len(data) > max_points:
+        data = data.sample(max_points, random_state=seed)
+    palette = LEVEL_COLORS if hue == "level" else GRADE_COLORS
+    fig, axes = plt.subplots(1, len(schema.CONDITIONS), figsize=(19, 4.3), sharex=normalised,
+                             sharey=normalised)
+    for ax, condition in zip(axes, schema.CONDITIONS):
+        sub = data[data["condition"] == condition]
+        if sub.empty:
+            no_data(ax, "no coordinates")
+        for key, color in palette.items():
+            part = sub[sub[hue] == key]
+            if len(part):
+                ax.scatter(part[xc], part[yc], s=6, alpha=0.6, color=color, label=key, lw=0)
+        if normalised:
+            ax.set_xlim(0, 1)
+            ax.set_ylim(1, 0)
+        else:
+            ax.invert_yaxis()
+        ax.set_aspect("equal", adjustable="box")
+        ax.set_title(f"{condition}\n({schema.DESCRIPTION_OF_PLANE[schema.PLANE_OF_CONDITION[condition]]})",
+                     fontsize=9)
+        ax.set_xlabel("x / cols" if normalised else "x (pixels)")
+    axes[0].set_ylabel("y / rows" if normalised else "y (pixels)")
+    handles = [plt.Line2D([], [], marker="o", ls="", color=c, label=k) for k, c in palette.items()]
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False,
+               bbox_to_anchor=(0.5, -0.06))
+    return save(fig, path)
+
+
+def coords_density(norm: pd.DataFrame, path: Path) -> Path:
+    """Condition x level grid of 2-D histograms of coordinate positions."""
+    data, xc, yc, normalised = _coordinate_axes(norm)
+    fig, axes = plt.subplots(len(schema.CONDITIONS), len(schema.LEVELS), figsize=(13, 13),
+                             sharex=True, sharey=True)
+    extent = [[0, 1], [0, 1]] if normalised else None
+    if not normalised and len(data):
+        extent = [[0, float(data[xc].max()) + 1], [0, float(data[yc].max()) + 1]]
+    for i, condition in enumerate(schema.CONDITIONS):
+        for j, level in enumerate(schema.LEVELS):
+            ax = axes[i, j]
+            sub = data[(data["condition"] == condition) & (data["level"] == level)]
+            if sub.empty:
+                ax.text(0.5, 0.5, "none", ha="center", va="center", transform=ax.transAxes,
+                        color="#777777")
+            else:
+                ax.hist2d(sub[xc], sub[yc], bins=40, range=extent, cmap="magma",
+                          cmin=1)
+                ax.set_facecolor("#f7f7f7")
+            if i == 0:
+                ax.set_title(level)
+            if j == 0:
+                ax.set_ylabel(short_label(schema.Label(condition, level).column).rsplit(" ", 1)[0])
+    if extent:
+        axes[0, 0].set_xlim(*extent[0])
+        axes[0, 0].set_ylim(extent[1][1], extent[1][0])
+    fig.suptitle("Coordinate density per condition and level ("
+                 + ("x / cols, y / rows" if normalised else "pixels") + ")")
+    fig.tight_layout()
+    return save(fig, path)
+
+
+def image_sizes(sizes: pd.DataFrame, path: Path, top: int = 10) -> Path:
+    """Per series description: the most common image sizes (rows x cols) and their counts."""
+    groups = list(sizes.groupby("series_description", sort=False))
+    fig, axes = plt.subplots(1, max(len(groups), 1), figsize=(5.5 * max(len(groups), 1), 4),
+                             squeeze=False)
+    if not groups:
+        no_data(axes[0, 0], "no image sizes")
+    for ax, (desc, group) in zip(axes[0], groups):
+        shown = group.head(top)
+        ax.barh(shown["size"], shown["n_series"], color="#4e79a7")
+        ax.invert_yaxis()
+        ax.set_title(f"{desc} ({group['n_series'].sum()} series)", fontsize=10)
+        ax.set_xlabel("series")
+    axes[0, 0].set_ylabel("rows x cols")
+    return save(fig, path)

@@ -1,0 +1,73 @@
+"""`lsdc eda`: the EDA report (reports/eda/index.html + PNGs) and metrics/eda.json from the index."""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import logging
+from pathlib import Path
+
+from lsdc import tracking
+from lsdc.eda import findings, sections
+from lsdc.eda import report as report_mod
+from lsdc.eda import stats
+from lsdc.eda.tables import IndexTables, load_index
+from lsdc.params import Params
+
+log = logging.getLogger(__name__)
+
+INDEX_DIR = Path("data/interim/index")
+REPORT_DIR = Path("reports/eda")
+METRICS_FILE = Path("metrics/eda.json")
+REPORT_FILE = "index.html"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--index-dir", type=Path, default=INDEX_DIR, help="ingest index tables")
+    parser.add_argument("--out-dir", type=Path, default=REPORT_DIR, help="report folder")
+    parser.add_argument("--metrics", type=Path, default=METRICS_FILE, help="headline counts JSON")
+
+
+def _clear(out_dir: Path) -> None:
+    """Remove the previous report's files (only what this stage writes)."""
+    if out_dir.is_dir():
+        for old in [*out_dir.glob("*.png"), out_dir / REPORT_FILE]:
+            old.unlink(missing_ok=True)
+
+
+def run(tables: IndexTables, data_root: Path, out_dir: Path, metrics_path: Path,
+        example_study: int | None = None, max_scatter_points: int = 20000,
+        seed: int = 0) -> dict:
+    """Write the report and the metrics JSON; return the headline counts."""
+    _clear(out_dir)
+    head = stats.headline(tables.studies, tables.series, tables.labels, tables.coords)
+    summary = findings.summary(tables, head)
+    parts = sections.build_all(tables, out_dir, Path(data_root), example_study,
+                               max_scatter_points, seed)
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    meta = (f"Data root {data_root}; {len(tables.studies)} studies, {len(tables.series)} series, "
+            f"{len(tables.instances)} DICOM files, {len(tables.quarantine)} quarantined problems; "
+            f"written {stamp}.")
+    page = report_mod.write(out_dir / REPORT_FILE, "Lumbar spine MRI: exploratory data analysis",
+                            meta, summary, parts)
+    metrics_path.parent.mkdir(parents=True, exist_ok=True)
+    metrics_path.write_text(json.dumps(head, indent=2) + "\n", encoding="utf-8")
+    log.info("wrote %s (%d sections) and %s", page, len(parts), metrics_path)
+    return head
+
+
+def main(params: Params, args: argparse.Namespace) -> int:
+    index_dir = getattr(args, "index_dir", INDEX_DIR)
+    out_dir = getattr(args, "out_dir", REPORT_DIR)
+    metrics_path = getattr(args, "metrics", METRICS_FILE)
+    tables = load_index(index_dir)
+    with tracking.stage_run("eda", params):
+        head = run(tables, Path(params.data.root), out_dir, metrics_path,
+                   params.eda.example_study, params.eda.max_scatter_points, params.seed)
+        tracking.log_metrics(head)
+        tracking.log_artifact(out_dir)
+        tracking.log_artifact(metrics_path)
+    print(f"EDA report: {out_dir / REPORT_FILE}")
+    print(json.dumps({k: head[k] for k in ("studies", "label_cells", "coord_rows")}))
+    return 0

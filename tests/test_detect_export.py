@@ -1,0 +1,60 @@
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+from detect_fixtures import COLS, ROWS, SPACING, write_index
+
+from lsdc import params as params_mod
+from lsdc import schema
+from lsdc.detect.export import export_plane
+from lsdc.detect.labels import from_yolo
+
+PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
+
+
+def _params(root, **over):
+    base = {"data.root": str(root), "data.workers": 0, "detect.imgsz": 64}
+    return params_mod.load(PARAMS, {**base, **over})
+
+
+@pytest.mark.parametrize("mode", ["levels", "anatomy"])
+def test_export_one_line_per_point_with_class(tmp_path, mode):
+    root, index, folds = write_index(tmp_path, n_studies=4)
+    p = _params(root, **{"detect.classes": mode})
+    out = tmp_path / "yolo"
+    counts = export_plane("sag_t2", p, index, folds, out)
+    assert counts["images"] == {"train": 2, "val": 2} and counts["points"] == {"train": 10, "val": 10}
+    coords = pd.read_parquet(index / "coords.parquet")
+    for _, img in pd.read_parquet(out / "images.parquet").iterrows():
+        lines = (out / "labels" / img["split"] / f"{img['stem']}.txt").read_text().splitlines()
+        assert len(lines) == 5
+        rows = np.array([[float(v) for v in line.split()] for line in lines])
+        expect = coords[coords["study_id"] == img["study_id"]].sort_values("level")
+        want_cls = [schema.LEVELS.index(lv) for lv in expect["level"]] if mode == "levels" else [0] * 5
+        assert rows[:, 0].astype(int).tolist() == want_cls
+        back = from_yolo(rows[:, 1:], COLS, ROWS)
+        np.testing.assert_allclose(back[:, :2], expect[["x", "y"]].to_numpy(), atol=1e-3)
+        np.testing.assert_allclose(back[0, 2:], [12.0 / SPACING[1], 12.0 / SPACING[0]], atol=1e-3)
+        png = cv2.imread(str(out / "images" / img["split"] / f"{img['stem']}.png"), cv2.IMREAD_GRAYSCALE)
+        assert png.shape == (64, round(COLS * 64 / ROWS)) and png.dtype == np.uint8 and png.max() == 255
+
+
+def test_no_validation_study_in_training_split(tmp_path):
+    root, index, folds = write_index(tmp_path, n_studies=6)
+    out = tmp_path / "yolo"
+    export_plane("sag_t2", _params(root), index, folds, out)
+    images = pd.read_parquet(out / "images.parquet")
+    val_studies = set(pd.read_parquet(folds).query("fold == 0")["study_id"])
+    train_files = {f.stem for f in (out / "images" / "train").glob("*.png")}
+    assert train_files and not any(int(s.split("_")[0]) in val_studies for s in train_files)
+    assert set(images.loc[images["split"] == "val", "study_id"]) == val_studies
+    text = (out / "dataset.yaml").read_text()
+    assert "path: ." in text and "disc" in text
+
+
+def test_export_without_annotations_fails_clearly(tmp_path):
+    root, index, folds = write_index(tmp_path, n_studies=2)
+    with pytest.raises(ValueError, match="no usable ax_t2"):
+        export_plane("ax_t2", _params(root), index, folds, tmp_path / "yolo")
