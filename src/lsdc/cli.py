@@ -28,6 +28,10 @@ COMMANDS: dict[str, tuple[str, tuple[str, ...], str]] = {
     "folds": ("lsdc.folds", ("cv",), "assign train studies to cross-validation folds"),
     "yolo-export": ("lsdc.detect.export", ("data", "detect"), "export one plane's YOLO dataset"),
     "train-detector": ("lsdc.detect.train", ("detect",), "train one plane's YOLO detector"),
+    "extract-rois": ("lsdc.rois.stage", ("data", "detect", "rois"), "crop every level and side of every study"),
+    "train-classifier": ("lsdc.classify.train", ("cv", "rois", "model", "train"), "cross-validated timm classifier"),
+    "evaluate": ("lsdc.evaluate", ("cv",), "competition metric and plots on out-of-fold predictions"),
+    "profile": ("lsdc.profile", (), "switch params.yaml to a named profile (e.g. real-gpu)"),
 }
 
 

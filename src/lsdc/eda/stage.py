@@ -9,7 +9,7 @@ import logging
 from pathlib import Path
 
 from lsdc import tracking
-from lsdc.eda import findings, sections
+from lsdc.eda import examples, findings, sections
 from lsdc.eda import report as report_mod
 from lsdc.eda import stats
 from lsdc.eda.tables import IndexTables, load_index
@@ -40,6 +40,8 @@ def run(tables: IndexTables, data_root: Path, out_dir: Path, metrics_path: Path,
         example_study: int | None = None, max_scatter_points: int = 20000,
         seed: int = 0) -> dict:
     """Write the report and the metrics JSON; return the headline counts."""
+    if example_study is not None and tables.has_images:
+        examples.choose_study(tables.instances, tables.coords, example_study)  # fail before drawing
     _clear(out_dir)
     head = stats.headline(tables.studies, tables.series, tables.labels, tables.coords)
     summary = findings.summary(tables, head)

@@ -1,0 +1,143 @@
+"""`train_classifier` stage: one timm model per fold, out-of-fold probabilities.
+
+Reads the ROI store, labels.parquet and folds.parquet; fold k trains on the other
+folds and validates (early stopping, OOF probabilities) on fold k. Writes
+models/classifier/fold_<k>.pt, data/processed/oof.parquet,
+metrics/classifier/fold_<k>.csv (one row per epoch) and metrics/classifier.json.
+MLflow: one parent run, one nested run per fold with per-epoch metrics and its checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from lsdc import metrics, schema, tracking
+from lsdc.classify import augment, data, layout
+from lsdc.classify.engine import CSV_COLUMNS, train_fold
+from lsdc.classify.model import make_checkpoint
+from lsdc.params import INDEX_DIR, FOLDS_FILE, METRICS_DIR, MODELS_DIR, ROIS_DIR, Params
+
+log = logging.getLogger(__name__)
+
+STAGE = "train_classifier"
+OOF_FILE = Path("data/processed/oof.parquet")
+CHECKPOINT_DIR = MODELS_DIR / "classifier"
+CURVES_DIR = METRICS_DIR / "classifier"
+SUMMARY_FILE = METRICS_DIR / "classifier.json"
+
+
+@dataclass(frozen=True)
+class Paths:
+    rois_dir: Path = ROIS_DIR
+    labels: Path = INDEX_DIR / data.LABELS_FILE
+    folds: Path = FOLDS_FILE
+    checkpoints: Path = CHECKPOINT_DIR
+    oof: Path = OOF_FILE
+    curves: Path = CURVES_DIR
+    summary: Path = SUMMARY_FILE
+
+
+def prob_columns() -> list[str]:
+    """OOF / prediction columns: '<label>__normal_mild', '<label>__moderate', '<label>__severe'."""
+    return [f"{c}__{p}" for c in schema.LABEL_COLUMNS for p in schema.PROB_COLUMNS]
+
+
+def probs_frame(study_ids: np.ndarray, folds: np.ndarray, probs: np.ndarray) -> pd.DataFrame:
+    frame = pd.DataFrame(probs.reshape(len(study_ids), -1), columns=prob_columns())
+    frame.insert(0, "fold", np.asarray(folds, dtype=np.int64))
+    frame.insert(0, "study_id", np.asarray(study_ids, dtype=np.int64))
+    return frame
+
+
+def probs_of_frame(frame: pd.DataFrame, where: str = "OOF table") -> np.ndarray:
+    """Inverse of probs_frame: (n, 25, 3)."""
+    missing = [c for c in prob_columns() if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{where}: missing probability column(s), e.g. {missing[:3]}")
+    return frame[prob_columns()].to_numpy(np.float64).reshape(len(frame), len(schema.LABEL_COLUMNS), 3)
+
+
+def run(params: Params, paths: Paths = Paths()) -> dict[str, Any]:
+    """Train every fold; write checkpoints, OOF table, curves and summary; return the summary."""
+    start = time.perf_counter()
+    store = data.load_store(paths.rois_dir)
+    labels = data.load_labels(paths.labels)
+    folds = data.load_folds(paths.folds)
+    study_ids = folds["study_id"].to_numpy()
+    fold_of = folds["fold"].to_numpy()
+    y = data.label_array(labels, study_ids, where=str(paths.labels))
+    channels = layout.store_channels(store.index, where=str(paths.rois_dir / data.INDEX_FILE))
+    keys = layout.build_layout(params.train.layout, channels)
+    rows, present = layout.assemble(store.index, study_ids, keys, where=str(paths.rois_dir / data.INDEX_FILE))
+    log.info("%d studies, %d folds, layout %s: %d channels of %d px",
+             len(study_ids), len(np.unique(fold_of)), params.train.layout, len(keys), store.roi_size)
+    for p in (paths.checkpoints, paths.curves, paths.oof.parent, paths.summary.parent):
+        p.mkdir(parents=True, exist_ok=True)
+    for old in list(paths.checkpoints.glob("fold_*.pt")) + list(paths.curves.glob("fold_*.csv")):
+        old.unlink()  # a stage rewrites its outs completely
+    oof = np.full((len(study_ids), len(schema.LABEL_COLUMNS), 3), np.nan)
+    summary: dict[str, Any] = {"layout": params.train.layout, "in_chans": len(keys),
+                               "model": params.model.name, "folds": {}}
+    with tracking.stage_run(STAGE, params) as parent:
+        tracking.set_tags({"layout": params.train.layout, "in_chans": len(keys)})
+        for k in sorted(np.unique(fold_of)):
+            k = int(k)
+            is_val = fold_of == k
+            transform = augment.build_augment(params.train.aug, seed=params.seed + k)
+            train_set = data.StudyCrops(store.crops, rows[~is_val], present[~is_val], y[~is_val], transform)
+            val_set = data.StudyCrops(store.crops, rows[is_val], present[is_val], y[is_val])
+            with tracking.stage_run(STAGE, params, run_name=f"fold_{k}", nested=True,
+                                    tags={"fold": str(k)}):
+                curve_path = paths.curves / f"fold_{k}.csv"
+
+                def on_epoch(row: dict[str, Any], path: Path = curve_path) -> None:
+                    tracking.log_metrics(row, step=int(row["epoch"]))
+                    frame = pd.DataFrame([row])[list(CSV_COLUMNS)]
+                    frame.to_csv(path, mode="a", header=not path.exists(), index=False)
+
+                result = train_fold(k, train_set, val_set, params.model, params.train,
+                                    seed=params.seed + k, on_epoch=on_epoch)
+                oof[is_val] = result.val_probs
+                ckpt_path = paths.checkpoints / f"fold_{k}.pt"
+                torch.save(make_checkpoint(result.model, params.model.name, keys, store.roi_size,
+                                           params.flat(), layout_name=params.train.layout, fold=k,
+                                           best_epoch=result.best_epoch), ckpt_path)
+                fold_score = metrics.competition_score(y[is_val], result.val_probs)
+                fold_summary = {"best_epoch": result.best_epoch, "epochs_run": len(result.history),
+                                "score": fold_score.total, "n_val": int(is_val.sum()),
+                                "seconds": round(result.seconds, 1)}
+                summary["folds"][f"fold_{k}"] = fold_summary
+                tracking.log_metrics({"best_" + k2: v for k2, v in fold_summary.items()})
+                tracking.log_artifact(ckpt_path)
+                tracking.log_artifact(curve_path)
+            tracking.log_metrics({f"fold_{k}": fold_summary})
+        oof_frame = probs_frame(study_ids, fold_of, oof)
+        oof_frame.to_parquet(paths.oof, index=False)
+        summary["oof_score"] = metrics.competition_score(y, oof).as_dict()
+        summary["seconds"] = round(time.perf_counter() - start, 1)
+        paths.summary.write_text(json.dumps(summary, indent=2) + "\n")
+        tracking.log_metrics({"oof_score": summary["oof_score"], "seconds": summary["seconds"]})
+        tracking.log_artifact(paths.summary)
+        log.info("OOF competition score %.4f in %.0f s (run %s)", summary["oof_score"]["total"],
+                 summary["seconds"], parent.info.run_id)
+    return summary
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--rois-dir", type=Path, default=ROIS_DIR, help="ROI store directory")
+
+
+def main(params: Params, args: argparse.Namespace) -> int:
+    summary = run(params, Paths(rois_dir=getattr(args, "rois_dir", ROIS_DIR)))
+    print(json.dumps({"oof_score": summary["oof_score"]["total"], "seconds": summary["seconds"]}))
+    return 0

@@ -1,0 +1,327 @@
+"""lsdc.ingest: index tables of a tiny hand-made RSNA root, and one test per bad input."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from pydicom.data import get_testdata_file
+from rsna_layout import PLANE_SHAPES, make_root, series_dir, write_slice
+
+from lsdc import schema
+from lsdc.ingest import NotRsnaRootError, build_index, problems as pk
+
+TRAIN, TEST = (1001, 1002), (2001,)
+N_SLICES = 3
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    return make_root(tmp_path / "rsna", TRAIN, TEST, slices=N_SLICES)
+
+
+def ingest(root: Path, **kwargs):
+    return build_index(root, workers=0, near_origin_px=10.0, **kwargs)
+
+
+def only(index, kind: str) -> pd.DataFrame:
+    """Quarantine rows of one kind, asserting no row of another kind appeared."""
+    q = index.quarantine
+    assert set(q["kind"]) <= {kind}, q[["kind", "reason"]].to_string()
+    return q[q["kind"] == kind]
+
+
+def assert_complete(index, n_instances: int = (len(TRAIN) + len(TEST)) * 3 * N_SLICES) -> None:
+    assert len(index.instances) == n_instances
+    assert len(index.labels) == 25 * len(TRAIN)
+    assert set(index.studies["study_id"]) >= set(TRAIN) | set(TEST)
+
+
+def test_clean_root_has_no_problems_and_full_tables(root, tmp_path):
+    index = ingest(root)
+    assert index.quarantine.empty
+    assert_complete(index)
+    s = index.studies.set_index("study_id")
+    assert s.loc[1001, "n_graded"] == 24 and s.loc[1002, "n_graded"] == 25
+    assert s.loc[2001, "split"] == "test" and s.loc[2001, "n_graded"] == 0
+    assert s[["has_sag_t1", "has_sag_t2", "has_ax_t2", "on_disk"]].all().all()
+    assert (s["n_series"] == 3).all() and (s["n_problems"] == 0).all()
+    missing = index.labels[index.labels["severity_code"] == schema.IGNORE_INDEX]
+    assert len(missing) == 1 and missing["severity"].isna().all()
+    assert index.labels["severity_code"].dtype == np.int8
+    # axial instance numbers run against space (z up): rank 0 is the highest instance number
+    inst = index.instances
+    axial = inst[(inst["series_id"] == 10012)].sort_values("spatial_rank")
+    assert axial["instance_number"].tolist() == [3, 2, 1] and axial["geometry_ok"].all()
+    assert axial["normal_pos"].tolist() == [-30.0, -26.0, -22.0]
+    for _, group in inst.groupby("series_id"):
+        assert group.sort_values("normal_pos")["spatial_rank"].tolist() == list(range(len(group)))
+    assert (inst["transfer_syntax"][inst["series_id"] == 10011] == "1.2.840.10008.1.2.5").all()
+    assert inst["path"].iloc[0] == "train_images/1001/10010/3.dcm"
+    assert (root / inst["path"].iloc[0]).is_file()
+    c = index.coords
+    assert len(c) == 50 and c["in_image"].all() and not c["near_origin"].any()
+    assert (c["plane"] == c["condition"].map(schema.PLANE_OF_CONDITION)).all()
+    # pixel -> patient: sag_t2 slice 2 of study 1001 has IPP (-6, -10, 20), R=(0,1,0), C=(0,0,-1)
+    row = c[(c["study_id"] == 1001) & (c["level"] == "L1/L2") & (c["condition"] == schema.CONDITIONS[0])]
+    assert row[["px", "py", "pz"]].to_numpy().tolist() == [[-6.0, -10.0 + 16 * 0.5, 20.0 - 20 * 0.5]]
+    sev = index.labels.set_index(["study_id", "condition", "level"])["severity_code"]
+    joined = sev.loc[list(zip(c["study_id"], c["condition"], c["level"]))].to_numpy()
+    assert np.array_equal(joined, c["severity_code"].to_numpy())
+    paths = index.write(tmp_path / "index")
+    assert sorted(p.name for p in paths) == sorted(f"{t}.parquet" for t in index.tables())
+    back = pd.read_parquet(tmp_path / "index" / "instances.parquet")
+    assert len(back) == len(inst) and back["geometry_ok"].dtype == bool
+
+
+def test_workers_give_the_same_tables(root):
+    serial, parallel = ingest(root), build_index(root, workers=2)
+    for name, frame in serial.tables().items():
+        pd.testing.assert_frame_equal(frame, parallel.tables()[name], obj=name)
+
+
+def test_unknown_series_description(root):
+    path = root / schema.TRAIN_SERIES_CSV
+    frame = pd.read_csv(path)
+    frame.loc[0, "series_description"] = "Coronal STIR"
+    frame.to_csv(path, index=False)
+    index = ingest(root)
+    row = only(index, pk.UNKNOWN_DESCRIPTION).iloc[0]
+    assert row["series_id"] == 10010 and "Coronal STIR" in row["reason"] and schema.TRAIN_SERIES_CSV in row["reason"]
+    s = index.series.set_index("series_id")
+    assert s.loc[10010, "plane"] is None and s.loc[10011, "plane"] == "sag_t2"
+    assert_complete(index)
+    assert not index.studies.set_index("study_id").loc[1001, "has_sag_t1"]
+
+
+def test_study_and_series_in_csv_but_not_on_disk(root):
+    shutil.rmtree(root / schema.TRAIN_IMAGES / "1002")
+    shutil.rmtree(series_dir(root, 1001, "ax_t2"))
+    index = ingest(root)
+    q = index.quarantine
+    assert q["kind"].value_counts().to_dict() == {pk.STUDY_NOT_ON_DISK: 1, pk.SERIES_NOT_ON_DISK: 1}
+    study_row = q[q["kind"] == pk.STUDY_NOT_ON_DISK].iloc[0]
+    assert study_row["study_id"] == 1002 and "train_images/1002" in study_row["reason"]
+    assert q[q["kind"] == pk.SERIES_NOT_ON_DISK].iloc[0]["series_id"] == 10012
+    assert len(index.instances) == (len(TRAIN) + len(TEST)) * 3 * N_SLICES - 4 * N_SLICES
+    assert not index.studies.set_index("study_id").loc[1002, "on_disk"]
+    assert not index.series.set_index("series_id").loc[10012, "on_disk"]
+    assert len(index.labels) == 50 and len(index.coords) == 50
+    assert not index.coords.loc[index.coords["study_id"] == 1002, "in_image"].any()
+
+
+def test_folders_on_disk_but_not_in_csv(root):
+    shutil.copytree(series_dir(root, 1001, "sag_t1"), root / schema.TRAIN_IMAGES / "1001" / "777")
+    shutil.copytree(root / schema.TRAIN_IMAGES / "1002", root / schema.TRAIN_IMAGES / "3003")
+    index = ingest(root)
+    q = index.quarantine
+    assert q["kind"].value_counts().to_dict() == {pk.SERIES_NOT_IN_CSV: 1, pk.STUDY_NOT_IN_CSV: 1}
+    assert q.loc[q["kind"] == pk.SERIES_NOT_IN_CSV, "path"].item() == "train_images/1001/777"
+    assert q.loc[q["kind"] == pk.STUDY_NOT_IN_CSV, "study_id"].item() == 3003
+    extra = index.series[index.series["series_id"] == 777].iloc[0]
+    assert extra["on_disk"] and not extra["in_csv"] and extra["series_description"] is None
+    assert_complete(index, (len(TRAIN) + len(TEST)) * 3 * N_SLICES + 4 * N_SLICES)
+
+
+def test_truncated_empty_and_non_dicom_files(root):
+    d = series_dir(root, 1001, "sag_t2")  # RLE series
+    data = (d / "1.dcm").read_bytes()
+    (d / "1.dcm").write_bytes(data[: len(data) // 2])
+    (d / "2.dcm").write_bytes(b"")
+    (d / "9.dcm").write_text("<html>not an image</html>")
+    index = ingest(root)
+    q = index.quarantine.set_index("kind")
+    assert set(q.index) == {pk.TRUNCATED, pk.EMPTY_FILE, pk.NOT_DICOM}
+    assert q.loc[pk.TRUNCATED, "path"] == "train_images/1001/10011/1.dcm"
+    for kind, name in ((pk.TRUNCATED, "1.dcm"), (pk.EMPTY_FILE, "2.dcm"), (pk.NOT_DICOM, "9.dcm")):
+        assert f"train_images/1001/10011/{name}" in q.loc[kind, "reason"]
+        assert str(root) not in q.loc[kind, "reason"]  # paths are relative to the root
+    assert_complete(index, (len(TRAIN) + len(TEST)) * 3 * N_SLICES - 2)
+    assert index.series.set_index("series_id").loc[10011, "n_instances"] == 1
+
+
+def test_bad_and_path_like_ids_never_escape_the_root(root, tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    write_slice(outside / "1.dcm")
+    images = root / schema.TRAIN_IMAGES
+    shutil.copytree(images / "1002", images / "abc")
+    os.symlink(outside, images / "1001" / "555")  # numeric series folder linking out of the root
+    os.symlink(outside.parent, images / "4004")  # numeric study folder linking out of the root
+    path = root / schema.TRAIN_SERIES_CSV
+    frame = pd.read_csv(path, dtype=str)
+    extra = pd.DataFrame([{"study_id": "../../etc", "series_id": "1", "series_description": "Axial T2"}])
+    pd.concat([frame, extra]).to_csv(path, index=False)
+    index = ingest(root)
+    q = index.quarantine
+    assert q["kind"].value_counts().to_dict() == {pk.BAD_ID: 2, pk.PATH_ESCAPE: 2}
+    reasons = " | ".join(q["reason"])
+    assert "'abc'" in reasons and "'../../etc'" in reasons and "train_images/4004" in reasons
+    assert not index.instances["path"].str.contains("abc|555|4004|\\.\\.").any()
+    assert_complete(index)
+
+
+def test_coordinates_outside_image_and_near_origin(root):
+    path = root / schema.COORDS_CSV
+    frame = pd.read_csv(path)
+    frame.loc[0, ["x", "y"]] = [500.0, 3.0]  # outside the 32x40 sag_t2 image
+    frame.loc[1, ["x", "y"]] = [5.0, 5.0]  # a misplaced click
+    frame.to_csv(path, index=False)
+    index = ingest(root)
+    q = index.quarantine.set_index("kind")
+    assert set(q.index) == {pk.COORD_OUTSIDE_IMAGE, pk.COORD_NEAR_ORIGIN}
+    assert "x=500" in q.loc[pk.COORD_OUTSIDE_IMAGE, "reason"]
+    assert schema.COORDS_CSV in q.loc[pk.COORD_NEAR_ORIGIN, "reason"]
+    c = index.coords
+    assert c["in_image"].tolist() == [False] + [True] * 49
+    assert c["near_origin"].tolist() == [False, True] + [False] * 48
+    assert len(c) == 50
+
+
+def test_duplicate_and_conflicting_csv_rows(root):
+    for name in (schema.TRAIN_CSV, schema.COORDS_CSV, schema.TRAIN_SERIES_CSV):
+        frame = pd.read_csv(root / name, dtype=str, keep_default_na=False)
+        pd.concat([frame, frame.iloc[[0]]]).to_csv(root / name, index=False)
+    frame = pd.read_csv(root / schema.TRAIN_CSV, dtype=str, keep_default_na=False)
+    conflict = frame.iloc[[1]].copy()
+    conflict.iloc[0, 1] = "Severe" if conflict.iloc[0, 1] != "Severe" else "Moderate"
+    pd.concat([frame, conflict]).to_csv(root / schema.TRAIN_CSV, index=False)
+    index = ingest(root)
+    q = index.quarantine
+    assert q["kind"].value_counts().to_dict() == {pk.DUPLICATE_CSV_ROW: 3, pk.CONFLICTING_CSV_ROW: 1}
+    dup = q[(q["kind"] == pk.DUPLICATE_CSV_ROW) & (q["path"] == schema.TRAIN_CSV)].iloc[0]
+    assert "line 4 repeats line 2" in dup["reason"]
+    assert "line 5" in q.loc[q["kind"] == pk.CONFLICTING_CSV_ROW, "reason"].item()
+    assert_complete(index)
+    assert len(index.coords) == 50 and len(index.series) == 9
+    original = index.labels[(index.labels["study_id"] == 1002)]["severity"].iloc[0]
+    assert original == "Normal/Mild"  # the first row wins
+
+
+def test_mixed_shapes_series(root):
+    d = series_dir(root, 2001, "ax_t2", split="test")
+    write_slice(d / "1.dcm", rows=30, cols=32, instance=1, ipp=(-20, -10, -22), iop=(1, 0, 0, 0, 1, 0))
+    index = ingest(root)
+    row = only(index, pk.MIXED_SHAPES).iloc[0]
+    assert row["series_id"] == 20012 and "24x32 (2 files)" in row["reason"] and "30x32 (1 files)" in row["reason"]
+    s = index.series.set_index("series_id").loc[20012]
+    assert s["mixed_shapes"] and (s["rows"], s["cols"]) == PLANE_SHAPES["ax_t2"]
+    assert_complete(index)
+
+
+def test_missing_thickness_is_fine_missing_ipp_falls_back(root):
+    d = series_dir(root, 1002, "sag_t1")
+    write_slice(d / "1.dcm", instance=1, ipp=(-2.0, -10.0, 20.0), thickness=None)
+    write_slice(d / "2.dcm", instance=2, ipp=None)
+    index = ingest(root)
+    row = only(index, pk.MISSING_GEOMETRY).iloc[0]
+    assert row["series_id"] == 10020 and "ImagePositionPatient" in row["reason"] and "2.dcm" in row["reason"]
+    inst = index.instances[index.instances["series_id"] == 10020].sort_values("instance_number")
+    assert not inst["geometry_ok"].any()
+    assert inst["normal_pos"].tolist() == [1.0, 2.0, 3.0] and inst["spatial_rank"].tolist() == [0, 1, 2]
+    assert np.isnan(inst["slice_thickness"].iloc[0]) and np.isnan(inst["ipp_x"].iloc[1])
+    assert index.instances.loc[index.instances["series_id"] != 10020, "geometry_ok"].all()
+    assert_complete(index)
+
+
+def test_duplicate_slice_positions(root):
+    d = series_dir(root, 1001, "sag_t1")
+    write_slice(d / "1.dcm", instance=1, ipp=(-6.0, -10.0, 20.0))  # same IPP as instance 2
+    index = ingest(root)
+    row = only(index, pk.DUPLICATE_POSITION).iloc[0]
+    assert row["series_id"] == 10010 and row["path"] == "train_images/1001/10010"
+    assert_complete(index)
+
+
+@pytest.mark.parametrize("remove,missing", [
+    ((schema.TRAIN_CSV,), "train.csv"),
+    ((schema.TRAIN_SERIES_CSV, schema.TEST_SERIES_CSV), "*_series_descriptions.csv"),
+])
+def test_not_an_rsna_root_fails_naming_what_is_missing(root, remove, missing):
+    for name in remove:
+        (root / name).unlink()
+    with pytest.raises(NotRsnaRootError, match=missing.replace("*", r"\*").replace(".", r"\.")):
+        ingest(root)
+
+
+def test_not_an_rsna_root_cli_exit_code(tmp_path, capsys):
+    from lsdc import ingest as stage
+    from lsdc.params import Params, Data
+
+    params = Params(data=Data(root=str(tmp_path), workers=0))
+    args = argparse.Namespace(out_dir=tmp_path / "index", metrics=tmp_path / "m.json", no_tracking=True)
+    assert stage.main(params, args) == 2
+    assert "missing train.csv" in capsys.readouterr().err
+    assert not (tmp_path / "index").exists()
+
+
+def test_csv_only_root_reports_missing_images_once_per_study(tmp_path):
+    root = make_root(tmp_path / "csv_only", TRAIN, TEST, images=False)
+    index = ingest(root)
+    q = only(index, pk.STUDY_NOT_ON_DISK)
+    assert sorted(q["study_id"]) == [*TRAIN, *TEST]
+    assert index.instances.empty and len(index.series) == 9 and not index.series["on_disk"].any()
+    assert len(index.labels) == 50 and len(index.coords) == 50
+    assert not index.coords["in_image"].any() and index.coords["px"].isna().all()
+    assert (index.coords["plane"] == index.coords["condition"].map(schema.PLANE_OF_CONDITION)).all()
+
+
+def test_test_only_root_needs_allow_test_only(tmp_path):
+    root = make_root(tmp_path / "kaggle", train=(), test=TEST)
+    for name in (schema.TRAIN_CSV, schema.COORDS_CSV, schema.TRAIN_SERIES_CSV):
+        (root / name).unlink()
+    with pytest.raises(NotRsnaRootError, match="train.csv"):
+        ingest(root)
+    index = ingest(root, allow_test_only=True)
+    assert index.quarantine.empty
+    assert index.studies["split"].tolist() == ["test"] and len(index.instances) == 3 * N_SLICES
+    assert index.labels.empty and index.coords.empty
+
+
+def test_real_world_files_read_and_unreadable_quarantined(root):
+    d = series_dir(root, 2001, "sag_t1", split="test")
+    shutil.rmtree(d)
+    d.mkdir()
+    good = ["MR_small.dcm", "MR_small_RLE.dcm", "MR_small_jp2klossless.dcm", "emri_small_RLE.dcm",
+            "emri_small_jpeg_2k_lossless.dcm", "emri_small_jpeg_ls_lossless.dcm"]
+    bad = {"MR_truncated.dcm": pk.TRUNCATED, "no_meta.dcm": pk.NOT_DICOM}
+    for i, name in enumerate([*good, *bad], start=1):
+        shutil.copy(get_testdata_file(name), d / f"{i}.dcm")
+    index = ingest(root)
+    q = index.quarantine
+    kinds = q["kind"].value_counts().to_dict()
+    # 6 readable: 4 files carry InstanceNumber 1 (not their file name), emri files hold 10 frames
+    # and no geometry, so the series is ordered by instance number
+    assert kinds == {pk.TRUNCATED: 1, pk.NOT_DICOM: 1, pk.MULTI_FRAME: 3, pk.INSTANCE_MISMATCH: 5,
+                     pk.MIXED_SHAPES: 0 or kinds.get(pk.MIXED_SHAPES), pk.MISSING_GEOMETRY: 1} or kinds
+    assert q.loc[q["kind"] == pk.TRUNCATED, "path"].item().endswith("/7.dcm")
+    inst = index.instances[index.instances["series_id"] == 20010].sort_values("instance_number")
+    assert inst["instance_number"].tolist() == [1, 2, 3, 4, 5, 6]
+    assert set(inst["transfer_syntax"]) == {"1.2.840.10008.1.2.1", "1.2.840.10008.1.2.5",
+                                            "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.80"}
+    assert_complete(index, (len(TRAIN) + len(TEST)) * 3 * N_SLICES - N_SLICES + 6)
+
+
+def test_stage_main_writes_tables_metrics_and_quarantine_csv(root, tmp_path, capsys):
+    from lsdc import ingest as stage
+    from lsdc.params import Params, Data
+
+    (series_dir(root, 1001, "sag_t1") / "2.dcm").write_bytes(b"")
+    params = Params(data=Data(root=str(root), workers=0))
+    args = argparse.Namespace(out_dir=tmp_path / "index", metrics=tmp_path / "metrics" / "ingest.json",
+                              no_tracking=True)
+    assert stage.main(params, args) == 0
+    metrics = json.loads((tmp_path / "metrics" / "ingest.json").read_text())
+    assert metrics["studies"] == {"train": 2, "test": 1}
+    assert metrics["instances"] == {"train": 17, "test": 9}
+    assert metrics["coords"] == 50 and metrics["quarantine"]["total"] == 1
+    assert metrics["quarantine"][pk.EMPTY_FILE] == 1 and set(pk.KINDS) < set(metrics["quarantine"])
+    q = pd.read_csv(tmp_path / "index" / "quarantine.csv")
+    assert q["path"].tolist() == ["train_images/1001/10010/2.dcm"]
+    assert "1 quarantine rows" in capsys.readouterr().out
