@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pydicom
 import pytest
 from pydicom.data import get_testdata_file
-from rsna_layout import AX_IOP, SAG_IOP, write_slice
+from tests.rsna_layout import AX_IOP, SAG_IOP, write_slice
 
 from lsdc import dicom
 
@@ -65,7 +67,7 @@ def test_sort_slices_ignores_reversed_instance_numbers():
 
 def test_positions_fall_back_to_instance_numbers_without_ipp():
     headers = _headers([7, 5, 6], [0.0, 4.0, 8.0])
-    headers[1] = dicom.SliceHeader(**{**headers[1].__dict__, "ipp": None})
+    headers[1] = dataclasses.replace(headers[1], ipp=None)
     positions, ok = dicom.series_positions(headers)
     assert not ok and positions.tolist() == [7.0, 5.0, 6.0]
     assert dicom.sort_slices(headers) == [1, 2, 0]
@@ -114,6 +116,17 @@ def test_read_header_detects_truncated_file(tmp_path, rle):
     assert err.value.kind == dicom.TRUNCATED and str(path) in err.value.reason
 
 
+def test_read_header_never_accepts_a_file_cut_anywhere(tmp_path):
+    data = write_slice(tmp_path / "x.dcm", rle=True).read_bytes()
+    kinds = set()
+    for cut in range(1, len(data), 37):
+        (tmp_path / "cut.dcm").write_bytes(data[:cut])
+        with pytest.raises(dicom.DicomReadError) as err:
+            dicom.read_header(tmp_path / "cut.dcm")
+        kinds.add(err.value.kind)
+    assert kinds == {dicom.NOT_DICOM, dicom.NO_PIXELS, dicom.TRUNCATED}
+
+
 def test_read_header_empty_and_not_dicom(tmp_path):
     (tmp_path / "empty.dcm").write_bytes(b"")
     (tmp_path / "text.dcm").write_text("this is not an image\n" * 20)
@@ -140,6 +153,21 @@ def test_read_series_decodes_in_spatial_order(tmp_path):
     assert [int(s[0, 0]) for s in series.slices] == [100, 200, 300]
     assert [h.instance_number for h in series.headers] == [3, 2, 1]
     assert series.stack().shape == (3, 20, 28) and series.stack().dtype == np.float32
+
+
+def test_geometry_from_an_instances_table_row_matches_the_header(tmp_path):
+    path = write_slice(tmp_path / "1.dcm", rows=20, cols=28, ipp=(1.5, -2.0, 3.0), spacing=(0.7, 0.4))
+    header = dicom.read_header(path)
+    row = {"ipp_x": 1.5, "ipp_y": -2.0, "ipp_z": 3.0, "iop_rx": 0.0, "iop_ry": 1.0, "iop_rz": 0.0,
+           "iop_cx": 0.0, "iop_cy": 0.0, "iop_cz": -1.0, "pixel_spacing_row": 0.7,
+           "pixel_spacing_col": 0.4, "rows": 20, "cols": 28}
+    geom = dicom.SliceGeometry.from_instance_row(row)
+    assert np.allclose(geom.to_patient(3, 4), header.geometry.to_patient(3, 4))
+    assert np.allclose(geom.to_patient(3, 4), [1.5, -2.0 + 3 * 0.4, 3.0 - 4 * 0.7])
+    assert dicom.SliceGeometry.from_instance_row({**row, "ipp_x": float("nan")}) is None
+    series = dicom.read_series([path])
+    k, x, y, dist = dicom.nearest_slice(series.geometries, geom.to_patient(10, 12))
+    assert (k, round(x, 9), round(y, 9), round(dist, 9)) == (0, 10, 12, 0)
 
 
 def test_read_series_mixed_shapes_cannot_stack(tmp_path):

@@ -15,6 +15,7 @@ from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
 
 from lsdc import schema
 from lsdc.eda import stage, stats, tables
+from lsdc.ingest.build import build_index
 
 SIZES = {"Sagittal T1": (40, 32), "Sagittal T2/STIR": (36, 36), "Axial T2": (32, 48)}
 SLICES = 3
@@ -57,7 +58,7 @@ def make_csvs() -> dict[str, pd.DataFrame]:
     return {"train": train, "coords": coords, "series": series, "test_series": test_series}
 
 
-# ---------- the same data as ingest's index tables (docs/data_formats.md) ----------
+# ---------- the same data as index tables built by hand (edge cases; docs/data_formats.md) ----------
 
 def index_from_csvs(csv: dict[str, pd.DataFrame], images: bool) -> tables.IndexTables:
     labels = csv["train"].melt(id_vars="study_id", var_name="column", value_name="severity")
@@ -90,24 +91,52 @@ def index_from_csvs(csv: dict[str, pd.DataFrame], images: bool) -> tables.IndexT
                               coords=coords)
 
 
-def write_dicoms(root: Path, instances: pd.DataFrame) -> None:
-    rng = np.random.default_rng(0)
-    for f in instances.itertuples():
-        meta = FileMetaDataset()
-        meta.MediaStorageSOPClassUID = MRImageStorage
-        meta.MediaStorageSOPInstanceUID = generate_uid()
-        meta.TransferSyntaxUID = ExplicitVRLittleEndian
-        ds = pydicom.Dataset()
-        ds.file_meta = meta
-        ds.SOPClassUID, ds.SOPInstanceUID = MRImageStorage, meta.MediaStorageSOPInstanceUID
-        ds.Modality, ds.InstanceNumber = "MR", int(f.instance_number)
-        ds.Rows, ds.Columns = int(f.rows), int(f.cols)
-        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
-        ds.PixelData = rng.integers(0, 4096, (int(f.rows), int(f.cols)), dtype=np.uint16).tobytes()
-        path = root / f.path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        ds.save_as(path, enforce_file_format=True)
+def write_dicom(path: Path, study_id: int, series_id: int, number: int, description: str,
+                rows: int, cols: int, rng: np.random.Generator) -> None:
+    """One tiny uncompressed MR slice with RSNA-like geometry."""
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = MRImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = pydicom.Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = MRImageStorage, meta.MediaStorageSOPInstanceUID
+    ds.Modality, ds.StudyInstanceUID, ds.SeriesInstanceUID = "MR", str(study_id), str(series_id)
+    ds.SeriesDescription, ds.InstanceNumber = description, number
+    sagittal = description.startswith("Sagittal")
+    ds.ImageOrientationPatient = [0, 1, 0, 0, 0, -1] if sagittal else [1, 0, 0, 0, 1, 0]
+    ds.ImagePositionPatient = [4.0 * number, -10, 20] if sagittal else [-10, -10, -4.0 * number]
+    ds.PixelSpacing, ds.SliceThickness = [0.5, 0.5], 4.0
+    ds.Rows, ds.Columns = rows, cols
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    ds.PixelData = rng.integers(0, 4096, (rows, cols), dtype=np.uint16).tobytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ds.save_as(path, enforce_file_format=True)
+
+
+def write_root(root: Path, csv: dict[str, pd.DataFrame], images: bool) -> Path:
+    """An RSNA-layout root: the CSVs, and (if images) SLICES DICOM files per series."""
+    root.mkdir(parents=True)
+    csv["train"].to_csv(root / schema.TRAIN_CSV, index=False)
+    csv["coords"].to_csv(root / schema.COORDS_CSV, index=False)
+    csv["series"].to_csv(root / schema.TRAIN_SERIES_CSV, index=False)
+    csv["test_series"].to_csv(root / schema.TEST_SERIES_CSV, index=False)
+    if images:
+        rng = np.random.default_rng(0)
+        for folder, frame in ((schema.TRAIN_IMAGES, csv["series"]),
+                              (schema.TEST_IMAGES, csv["test_series"])):
+            for study, series, desc in frame.itertuples(index=False):
+                for k in range(1, SLICES + 1):
+                    write_dicom(root / folder / str(study) / str(series) / f"{k}.dcm", study,
+                                series, k, desc, *SIZES[desc], rng)
+    return root
+
+
+def ingest_index(root: Path) -> tables.IndexTables:
+    """The index as the ingest stage builds it, round-tripped through its parquet files."""
+    build_index(root).write(root.parent / "index")
+    return tables.load_index(root.parent / "index")
 
 
 # ---------- fixtures: one report with images, one CSV-only ----------
@@ -120,25 +149,27 @@ def csvs():
 @pytest.fixture(scope="module")
 def full_report(csvs, tmp_path_factory):
     base = tmp_path_factory.mktemp("eda_full")
-    index = index_from_csvs(csvs, images=True)
-    write_dicoms(base / "root", index.instances)
-    head = stage.run(index, base / "root", base / "report", base / "metrics" / "eda.json",
+    root = write_root(base / "root", csvs, images=True)
+    index = ingest_index(root)
+    head = stage.run(index, root, base / "report", base / "metrics" / "eda.json",
                      max_scatter_points=50, seed=1)
-    return base, head
+    return base, head, index
 
 
 @pytest.fixture(scope="module")
 def csv_only_report(csvs, tmp_path_factory):
     base = tmp_path_factory.mktemp("eda_csv_only")
-    index = index_from_csvs(csvs, images=False)
-    head = stage.run(index, base / "root", base / "report", base / "eda.json")
-    return base, head
+    root = write_root(base / "root", csvs, images=False)
+    index = ingest_index(root)
+    head = stage.run(index, root, base / "report", base / "eda.json")
+    return base, head, index
 
 
 # ---------- counts: EDA vs independent pandas on the CSVs ----------
 
 def test_headline_equals_counts_from_csvs(csvs, full_report):
-    _, head = full_report
+    _, head, index = full_report
+    assert index.has_images and set(index.quarantine["kind"]) <= {"coord_near_origin"}
     train, coords, series = csvs["train"], csvs["coords"], csvs["series"]
     grades = train[list(schema.LABEL_COLUMNS)]
     per_grade = grades.stack().value_counts()
@@ -165,10 +196,13 @@ def test_headline_equals_counts_from_csvs(csvs, full_report):
     assert head["series_description_share"] == {
         schema.slug(d): pytest.approx(v) for d, v in shares.items()}
     assert head["studies_by_split"] == {"test": 1, "train": 4}
+    near = np.hypot(coords["x"], coords["y"]) < 10  # ingest.near_origin_px default
+    assert head["coords_near_origin"] == int(near.sum()) == 2
+    assert head["coords_outside_image"] == 0
 
 
 def test_grade_counts_per_condition_and_level_equal_csv(csvs, full_report):
-    index = index_from_csvs(csvs, images=False)
+    index = full_report[2]
     long = csvs["train"].melt(id_vars="study_id", var_name="column", value_name="grade")
     long["grade"] = long["grade"].fillna(stats.MISSING)
     long["level"] = long["column"].str[-5:].map(schema.LEVEL_OF_SLUG)
@@ -183,7 +217,7 @@ def test_grade_counts_per_condition_and_level_equal_csv(csvs, full_report):
 
 
 def test_metrics_json_matches_headline(full_report):
-    base, head = full_report
+    base, head, _ = full_report
     assert json.loads((base / "metrics" / "eda.json").read_text()) == json.loads(json.dumps(head))
 
 
@@ -222,7 +256,7 @@ def linked_files(html: str) -> set[str]:
 
 
 def test_report_links_only_existing_files_and_every_analysis_has_a_png(full_report):
-    base, _ = full_report
+    base, _, _ = full_report
     html = (base / "report" / "index.html").read_text()
     links = linked_files(html)
     assert links, "the report links no figure"
@@ -238,15 +272,16 @@ def test_report_links_only_existing_files_and_every_analysis_has_a_png(full_repo
 
 
 def test_summary_sentences_carry_the_data(csvs, full_report):
-    base, head = full_report
+    base, head, _ = full_report
     html = (base / "report" / "index.html").read_text()
     assert f"{head['coord_rows']} coordinate rows" in html
     assert f"{head['studies_coord_rows_not_25']} of 4 labelled studies" in html
-    assert "2 label cells are missing in 1 studies" in html
+    assert "2 label cells are missing in 1 study," in html
 
 
 def test_csv_only_root_reports_and_skips_image_sections(csv_only_report):
-    base, head = csv_only_report
+    base, head, index = csv_only_report
+    assert not index.has_images
     report = base / "report"
     html = (report / "index.html").read_text()
     for name in linked_files(html):
@@ -294,3 +329,27 @@ def test_example_study_without_images_is_a_clear_error(csvs, tmp_path):
     index = index_from_csvs(csvs, images=True)
     with pytest.raises(ValueError, match="eda.example_study=999"):
         stage.run(index, tmp_path, tmp_path / "r", tmp_path / "m.json", example_study=999)
+
+
+# ---------- the CLI entry point with MLflow ----------
+
+@pytest.mark.slow
+def test_cli_eda_logs_an_mlflow_run(full_report, tmp_path, monkeypatch):
+    mlflow = pytest.importorskip("mlflow")
+    from lsdc import cli
+
+    base, head, _ = full_report
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("LSDC_TRACKING_URI", store)
+    rc = cli.main(["eda", "--set", f"data.root={base / 'root'}", "--set", "eda.max_scatter_points=40",
+                   "--index-dir", str(base / "index"), "--out-dir", str(tmp_path / "report"),
+                   "--metrics", str(tmp_path / "eda.json")])
+    assert rc == 0
+    assert json.loads((tmp_path / "eda.json").read_text())["studies"] == head["studies"]
+    mlflow.set_tracking_uri(store)
+    runs = mlflow.search_runs(search_all_experiments=True, filter_string="tags.stage = 'eda'")
+    assert len(runs) == 1
+    run = runs.iloc[0]
+    assert run["metrics.studies"] == 4
+    assert run["metrics.label_cells/missing"] == 2
+    assert run["params.eda.max_scatter_points"] == "40"

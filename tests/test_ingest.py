@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from pydicom.data import get_testdata_file
-from rsna_layout import PLANE_SHAPES, make_root, series_dir, write_slice
+from tests.rsna_layout import PLANE_SHAPES, make_root, series_dir, write_slice
 
 from lsdc import schema
 from lsdc.ingest import NotRsnaRootError, build_index, problems as pk
@@ -63,7 +63,7 @@ def test_clean_root_has_no_problems_and_full_tables(root, tmp_path):
     for _, group in inst.groupby("series_id"):
         assert group.sort_values("normal_pos")["spatial_rank"].tolist() == list(range(len(group)))
     assert (inst["transfer_syntax"][inst["series_id"] == 10011] == "1.2.840.10008.1.2.5").all()
-    assert inst["path"].iloc[0] == "train_images/1001/10010/3.dcm"
+    assert inst["path"].iloc[0] == "train_images/1001/10010/1.dcm"
     assert (root / inst["path"].iloc[0]).is_file()
     c = index.coords
     assert len(c) == 50 and c["in_image"].all() and not c["near_origin"].any()
@@ -136,8 +136,11 @@ def test_truncated_empty_and_non_dicom_files(root):
     (d / "2.dcm").write_bytes(b"")
     (d / "9.dcm").write_text("<html>not an image</html>")
     index = ingest(root)
-    q = index.quarantine.set_index("kind")
-    assert set(q.index) == {pk.TRUNCATED, pk.EMPTY_FILE, pk.NOT_DICOM}
+    counts = index.quarantine["kind"].value_counts().to_dict()
+    # the 5 canal coordinates of study 1001 sit on the now empty instance 2
+    assert counts == {pk.TRUNCATED: 1, pk.EMPTY_FILE: 1, pk.NOT_DICOM: 1, pk.COORD_NO_INSTANCE: 5}
+    q = index.quarantine.drop_duplicates("kind").set_index("kind")
+    assert "instance file train_images/1001/10011/2.dcm not found" in q.loc[pk.COORD_NO_INSTANCE, "reason"]
     assert q.loc[pk.TRUNCATED, "path"] == "train_images/1001/10011/1.dcm"
     for kind, name in ((pk.TRUNCATED, "1.dcm"), (pk.EMPTY_FILE, "2.dcm"), (pk.NOT_DICOM, "9.dcm")):
         assert f"train_images/1001/10011/{name}" in q.loc[kind, "reason"]
@@ -295,11 +298,11 @@ def test_real_world_files_read_and_unreadable_quarantined(root):
         shutil.copy(get_testdata_file(name), d / f"{i}.dcm")
     index = ingest(root)
     q = index.quarantine
-    kinds = q["kind"].value_counts().to_dict()
-    # 6 readable: 4 files carry InstanceNumber 1 (not their file name), emri files hold 10 frames
-    # and no geometry, so the series is ordered by instance number
-    assert kinds == {pk.TRUNCATED: 1, pk.NOT_DICOM: 1, pk.MULTI_FRAME: 3, pk.INSTANCE_MISMATCH: 5,
-                     pk.MIXED_SHAPES: 0 or kinds.get(pk.MIXED_SHAPES), pk.MISSING_GEOMETRY: 1} or kinds
+    # MR_small* carry InstanceNumber 1 (files 2, 3 differ from it), emri files hold 10 frames,
+    # carry InstanceNumber 1 and no geometry: the series falls back to instance-number order
+    assert q["kind"].value_counts().to_dict() == {
+        pk.TRUNCATED: 1, pk.NOT_DICOM: 1, pk.MULTI_FRAME: 3, pk.INSTANCE_MISMATCH: 5,
+        pk.MISSING_GEOMETRY: 1}
     assert q.loc[q["kind"] == pk.TRUNCATED, "path"].item().endswith("/7.dcm")
     inst = index.instances[index.instances["series_id"] == 20010].sort_values("instance_number")
     assert inst["instance_number"].tolist() == [1, 2, 3, 4, 5, 6]
@@ -312,7 +315,7 @@ def test_stage_main_writes_tables_metrics_and_quarantine_csv(root, tmp_path, cap
     from lsdc import ingest as stage
     from lsdc.params import Params, Data
 
-    (series_dir(root, 1001, "sag_t1") / "2.dcm").write_bytes(b"")
+    (series_dir(root, 1001, "sag_t1") / "1.dcm").write_bytes(b"")  # not an annotated slice
     params = Params(data=Data(root=str(root), workers=0))
     args = argparse.Namespace(out_dir=tmp_path / "index", metrics=tmp_path / "metrics" / "ingest.json",
                               no_tracking=True)
@@ -323,5 +326,53 @@ def test_stage_main_writes_tables_metrics_and_quarantine_csv(root, tmp_path, cap
     assert metrics["coords"] == 50 and metrics["quarantine"]["total"] == 1
     assert metrics["quarantine"][pk.EMPTY_FILE] == 1 and set(pk.KINDS) < set(metrics["quarantine"])
     q = pd.read_csv(tmp_path / "index" / "quarantine.csv")
-    assert q["path"].tolist() == ["train_images/1001/10010/2.dcm"]
+    assert q["path"].tolist() == ["train_images/1001/10010/1.dcm"]
     assert "1 quarantine rows" in capsys.readouterr().out
+
+
+def test_stage_main_logs_an_mlflow_run(root, tmp_path, monkeypatch):
+    import mlflow
+
+    from lsdc import ingest as stage
+    from lsdc.params import Data, Params
+
+    monkeypatch.setenv("LSDC_TRACKING_URI", f"sqlite:///{tmp_path}/store.db")
+    (series_dir(root, 1001, "sag_t1") / "1.dcm").write_bytes(b"")
+    params = Params(data=Data(root=str(root), workers=0))
+    args = argparse.Namespace(out_dir=tmp_path / "index", metrics=tmp_path / "ingest.json")
+    assert stage.main(params, args) == 0
+    runs = mlflow.search_runs(experiment_names=[params.tracking.experiment], output_format="list")
+    assert len(runs) == 1 and runs[0].data.tags["stage"] == "ingest"
+    assert runs[0].data.params["data.root"] == str(root)
+    assert runs[0].data.params["ingest.near_origin_px"] == "10.0"
+    m = runs[0].data.metrics
+    assert m["studies/train"] == 2 and m["instances/train"] == 17 and m["quarantine/empty_file"] == 1
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(runs[0].info.run_id)}
+    assert {"quarantine.csv", "ingest.json"} <= artifacts
+
+
+def test_ingest_of_a_tiny_synthetic_dataset_is_clean(tmp_path):
+    """The built-in generator writes clean data: nothing quarantined but its deliberate
+    misplaced clicks, one instance per file and one coordinate row per CSV row."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("lsdc.synth.stage", reason="synthetic generator not available yet")
+    repo = Path(__file__).resolve().parents[1]
+    shutil.copy(repo / "params.yaml", tmp_path / "params.yaml")
+    overrides = ["synth.n_train=3", "synth.n_test=1", "synth.image_scale=0.25", "synth.workers=0",
+                 "synth.sag_slices=[5,6]", "synth.axial_per_level=[1,1]"]
+    env = {**os.environ, "LSDC_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db"}
+    cmd = [sys.executable, "-m", "lsdc.cli", "synth"] + [a for o in overrides for a in ("--set", o)]
+    proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    root = tmp_path / "data" / "synthetic"
+    index = ingest(root)
+    coords_csv = pd.read_csv(root / schema.COORDS_CSV)
+    near = int((np.hypot(coords_csv["x"], coords_csv["y"]) < 10.0).sum())
+    q = index.quarantine
+    assert set(q["kind"]) <= {pk.COORD_NEAR_ORIGIN} and len(q) == near, q.to_string()
+    assert len(index.instances) == len(list(root.glob("*_images/*/*/*.dcm")))
+    assert len(index.coords) == len(coords_csv) and index.coords["in_image"].all()
+    assert len(index.labels) == 25 * len(pd.read_csv(root / schema.TRAIN_CSV))
+    assert index.instances["geometry_ok"].all() and index.series["in_csv"].all()

@@ -18,12 +18,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 import pydicom
 import pydicom.errors
-from pydicom.uid import JPEGLSLossless, JPEGLSNearLossless, RLELossless
+from pydicom.uid import UID, JPEGLSLossless, JPEGLSNearLossless, RLELossless
 
 log = logging.getLogger(__name__)
 
@@ -32,14 +33,8 @@ EMPTY_FILE = "empty_file"
 NOT_DICOM = "not_dicom"
 TRUNCATED = "truncated_file"
 NO_PIXELS = "no_pixel_data"
+UNDECODABLE = "undecodable_pixels"  # header fine, pixel data fails to decode (read_pixels only)
 
-# Tags read by read_header: everything ingest and later stages need, nothing else.
-HEADER_TAGS: tuple[str, ...] = (
-    "InstanceNumber", "Rows", "Columns", "PixelSpacing", "ImagePositionPatient",
-    "ImageOrientationPatient", "BitsAllocated", "BitsStored", "SamplesPerPixel",
-    "PhotometricInterpretation", "SliceThickness", "SpacingBetweenSlices",
-    "NumberOfFrames", "SeriesDescription", "PixelData",
-)
 _ENCAPSULATED_END = b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"  # sequence delimiter (LE)
 _PIXEL_ELEMENT_HEADER = 12  # tag + VR + reserved + 4-byte length (explicit VR OB/OW; implicit: 8)
 _POSITION_TOLERANCE_MM = 1e-3
@@ -74,6 +69,17 @@ class SliceGeometry:
             raise ValueError(f"bad geometry tags: IPP={ipp!r} IOP={iop!r} spacing={pixel_spacing!r}")
         return cls(np.asarray(ipp, dtype=float), iop[:3], iop[3:],
                    float(pixel_spacing[0]), float(pixel_spacing[1]), int(rows), int(cols))
+
+    @classmethod
+    def from_instance_row(cls, row) -> SliceGeometry | None:
+        """From one row (mapping or namedtuple) of the ingest instances table; None when
+        its IPP, IOP or pixel spacing is missing."""
+        get = row.get if hasattr(row, "get") else lambda k: getattr(row, k)
+        values = [get(k) for k in ("ipp_x", "ipp_y", "ipp_z", "iop_rx", "iop_ry", "iop_rz",
+                                   "iop_cx", "iop_cy", "iop_cz", "pixel_spacing_row", "pixel_spacing_col")]
+        if any(v is None or not np.isfinite(float(v)) for v in values):
+            return None
+        return cls.from_tags(values[:3], values[3:9], values[9:], int(get("rows")), int(get("cols")))
 
     @property
     def normal(self) -> np.ndarray:
@@ -129,7 +135,7 @@ class SliceHeader:
     n_frames: int = 1
     series_description: str | None = None
 
-    @property
+    @cached_property
     def geometry(self) -> SliceGeometry | None:
         """The slice's SliceGeometry, or None when IPP, IOP or PixelSpacing is missing or bad."""
         if self.ipp is None or self.iop is None or self.pixel_spacing is None:
@@ -142,13 +148,52 @@ class SliceHeader:
         return geom
 
 
-def _floats(ds: pydicom.Dataset, keyword: str, n: int) -> tuple[float, ...] | None:
-    value = ds.get(keyword)
-    if value is None or value == "":
+# Tags read by header_from_dataset. Values are parsed straight from the raw bytes that
+# pydicom leaves unconverted (about twice as fast as pydicom's value conversion).
+_TAG = {
+    "InstanceNumber": 0x00200013, "Rows": 0x00280010, "Columns": 0x00280011,
+    "PixelSpacing": 0x00280030, "ImagePositionPatient": 0x00200032,
+    "ImageOrientationPatient": 0x00200037, "BitsAllocated": 0x00280100, "BitsStored": 0x00280101,
+    "SamplesPerPixel": 0x00280002, "PhotometricInterpretation": 0x00280004,
+    "SliceThickness": 0x00180050, "SpacingBetweenSlices": 0x00180088,
+    "NumberOfFrames": 0x00280008, "SeriesDescription": 0x0008103E,
+}
+_US_KEYWORDS = frozenset({"Rows", "Columns", "BitsAllocated", "BitsStored", "SamplesPerPixel"})
+
+
+def _value(ds: pydicom.Dataset, keyword: str) -> object:
+    """The element's value: raw bytes if pydicom has not converted it yet, else the value."""
+    elem = ds.get_item(_TAG[keyword])
+    if elem is None:
         return None
+    value = elem.value
+    if isinstance(value, bytes) and keyword in _US_KEYWORDS:
+        if len(value) < 2:
+            return None
+        return int.from_bytes(value[:2], "little" if elem.is_little_endian else "big")
+    return value
+
+
+def _strings(ds: pydicom.Dataset, keyword: str) -> list[str]:
+    """A text element (DS, IS, CS, LO) as its backslash-separated parts; [] when absent/empty."""
+    value = _value(ds, keyword)
+    if value is None:
+        return []
+    if isinstance(value, bytes):
+        text = value.decode("latin-1").strip(" \x00")
+        return [part.strip(" \x00") for part in text.split("\\")] if text else []
+    if isinstance(value, str):
+        return [value.strip()] if value.strip() else []
+    if isinstance(value, Sequence):
+        return [str(v).strip() for v in value]
+    return [str(value)]
+
+
+def _floats(ds: pydicom.Dataset, keyword: str, n: int) -> tuple[float, ...] | None:
+    parts = _strings(ds, keyword)
     try:
-        values = tuple(float(v) for v in (value if isinstance(value, Sequence) and not isinstance(value, str) else [value]))
-    except (TypeError, ValueError):
+        values = tuple(float(v) for v in parts)
+    except ValueError:
         return None
     if len(values) != n or not all(np.isfinite(values)):
         return None
@@ -156,11 +201,31 @@ def _floats(ds: pydicom.Dataset, keyword: str, n: int) -> tuple[float, ...] | No
 
 
 def _int(ds: pydicom.Dataset, keyword: str) -> int | None:
-    value = ds.get(keyword)
+    value = _value(ds, keyword)
+    if isinstance(value, int):
+        return value
+    parts = _strings(ds, keyword)
     try:
-        return None if value is None or value == "" else int(value)
-    except (TypeError, ValueError):
+        return int(float(parts[0])) if len(parts) == 1 else None
+    except ValueError:
         return None
+
+
+def _text(ds: pydicom.Dataset, keyword: str) -> str | None:
+    parts = _strings(ds, keyword)
+    return "\\".join(parts) if parts and any(parts) else None
+
+
+def _transfer_syntax(ds: pydicom.Dataset) -> UID | None:
+    """The file meta TransferSyntaxUID (read from its raw bytes), or None."""
+    meta = getattr(ds, "file_meta", None)
+    elem = meta.get_item(0x00020010) if meta is not None else None
+    if elem is None:
+        return None
+    value = elem.value
+    if isinstance(value, bytes):
+        value = value.decode("ascii", "replace").strip(" \x00")
+    return UID(str(value)) if value else None
 
 
 def header_from_dataset(ds: pydicom.Dataset, path: str | Path) -> SliceHeader:
@@ -168,8 +233,6 @@ def header_from_dataset(ds: pydicom.Dataset, path: str | Path) -> SliceHeader:
     spacing = _floats(ds, "PixelSpacing", 2)
     thickness = _floats(ds, "SliceThickness", 1)
     between = _floats(ds, "SpacingBetweenSlices", 1)
-    description = ds.get("SeriesDescription")
-    meta = getattr(ds, "file_meta", None)
     return SliceHeader(
         path=str(path),
         instance_number=_int(ds, "InstanceNumber"),
@@ -178,13 +241,13 @@ def header_from_dataset(ds: pydicom.Dataset, path: str | Path) -> SliceHeader:
         pixel_spacing=spacing if spacing and min(spacing) > 0 else None,
         ipp=_floats(ds, "ImagePositionPatient", 3),
         iop=_floats(ds, "ImageOrientationPatient", 6),
-        transfer_syntax=str(meta.get("TransferSyntaxUID", "")) if meta is not None else "",
+        transfer_syntax=str(_transfer_syntax(ds) or ""),
         bits_stored=_int(ds, "BitsStored"),
-        photometric=str(ds.get("PhotometricInterpretation")) if "PhotometricInterpretation" in ds else None,
+        photometric=_text(ds, "PhotometricInterpretation"),
         slice_thickness=thickness[0] if thickness else None,
         spacing_between_slices=between[0] if between else None,
         n_frames=_int(ds, "NumberOfFrames") or 1,
-        series_description=str(description) if description else None,
+        series_description=_text(ds, "SeriesDescription"),
     )
 
 
@@ -211,17 +274,19 @@ def read_header(path: str | Path) -> SliceHeader:
         raise DicomReadError(path, EMPTY_FILE, f"{path}: file is empty (0 bytes)")
     try:
         with open(path, "rb") as fp:
-            ds = pydicom.dcmread(fp, stop_before_pixels=True, specific_tags=list(HEADER_TAGS))
+            ds = pydicom.dcmread(fp, stop_before_pixels=True)
             pixel_offset = fp.tell()
-            if "Rows" not in ds or "Columns" not in ds:
-                raise DicomReadError(path, NO_PIXELS, f"{path}: DICOM file without an image (no Rows/Columns)")
+            if _int(ds, "Rows") is None or _int(ds, "Columns") is None:
+                raise DicomReadError(path, NO_PIXELS, f"{path}: no image in this DICOM file (no Rows/Columns: "
+                                     "cut short, or not an image object)")
             header = header_from_dataset(ds, path)
             remaining = size - pixel_offset
-            tsyntax = ds.file_meta.get("TransferSyntaxUID")
+            tsyntax = _transfer_syntax(ds)
             element_header = 8 if tsyntax is not None and tsyntax.is_implicit_VR else _PIXEL_ELEMENT_HEADER
             if remaining <= element_header:
                 raise DicomReadError(path, NO_PIXELS if remaining == 0 else TRUNCATED,
-                                     f"{path}: no pixel data after the header ({remaining} bytes left)")
+                                     f"{path}: no pixel data after the header ({remaining} bytes "
+                                     "left: cut short, or not an image object)")
             if tsyntax is not None and tsyntax.is_encapsulated:
                 _check_encapsulated_end(fp, path, size, pixel_offset)
             else:
@@ -233,7 +298,7 @@ def read_header(path: str | Path) -> SliceHeader:
         raise
     except pydicom.errors.InvalidDicomError as e:
         raise DicomReadError(path, NOT_DICOM, f"{path}: not a DICOM file ({e})") from None
-    except (EOFError, OSError, ValueError, KeyError, TypeError, AttributeError, NotImplementedError) as e:
+    except Exception as e:  # pydicom raises many types on damaged headers; name file and cause
         raise DicomReadError(path, TRUNCATED, f"{path}: unreadable or truncated header "
                              f"({type(e).__name__}: {e})") from None
     return header
@@ -366,7 +431,7 @@ def decode_pixels(ds: pydicom.Dataset, path: str | Path = "") -> np.ndarray:
             ds.pixel_array_options(decoding_plugin="")
             arr = ds.pixel_array
     except Exception as e:  # decoders raise many types; name the file and the cause
-        raise DicomReadError(path, TRUNCATED, f"{path}: pixel data cannot be decoded "
+        raise DicomReadError(path, UNDECODABLE, f"{path}: pixel data cannot be decoded "
                              f"({type(e).__name__}: {e})") from None
     out = arr.astype(np.float32)
     slope, intercept = ds.get("RescaleSlope"), ds.get("RescaleIntercept")
@@ -402,6 +467,11 @@ class SeriesPixels:
 
     def __post_init__(self) -> None:
         self.shapes = [s.shape for s in self.slices]
+
+    @property
+    def geometries(self) -> list[SliceGeometry | None]:
+        """Each slice's geometry (None where tags are missing), for nearest_slice."""
+        return [h.geometry for h in self.headers]
 
     @property
     def mixed_shapes(self) -> bool:
@@ -463,8 +533,8 @@ def normalise_uint8(slices: Sequence[np.ndarray] | np.ndarray, low_pct: float = 
 
 
 __all__ = [
-    "DicomReadError", "SliceGeometry", "SliceHeader", "SeriesPixels", "HEADER_TAGS",
-    "EMPTY_FILE", "NOT_DICOM", "TRUNCATED", "NO_PIXELS",
+    "DicomReadError", "SliceGeometry", "SliceHeader", "SeriesPixels",
+    "EMPTY_FILE", "NOT_DICOM", "TRUNCATED", "NO_PIXELS", "UNDECODABLE",
     "read_header", "header_from_dataset", "slice_normal", "normal_position", "series_normal",
     "series_positions", "spatial_ranks", "sort_slices", "duplicate_positions", "nearest_slice",
     "decode_pixels", "read_pixels", "read_series", "series_files", "normalise_uint8",

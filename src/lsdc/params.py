@@ -111,6 +111,34 @@ class Detect:
 
 
 @dataclass(frozen=True)
+class PlaneInts:
+    sag_t1: int = 3
+    sag_t2: int = 3
+    ax_t2: int = 3
+
+
+@dataclass(frozen=True)
+class CropMm:
+    sag_t1: float = 32.0
+    sag_t2: float = 40.0
+    ax_t2: float = 32.0
+
+
+@dataclass(frozen=True)
+class Rois:
+    roi_size: int = 64
+    slices: PlaneInts = field(default_factory=PlaneInts)
+    crop_mm: CropMm = field(default_factory=CropMm)
+    selection: str = "anatomy"
+    batch: int = 32
+    neighbour_slices: int = 2
+    axial_max_mm: float = 8.0
+    level_spacing_mm: float = 32.0
+    zone_offset_mm: float = 10.0
+    contact_sheet_studies: int = 4
+
+
+@dataclass(frozen=True)
 class Model:
     name: str = "resnet18"
     weights: str | None = None
@@ -150,6 +178,12 @@ class Train:
 
 
 @dataclass(frozen=True)
+class Evaluate:
+    prior_pseudocount: float = 1.0
+    reliability_bins: int = 10
+
+
+@dataclass(frozen=True)
 class Params:
     seed: int = 42
     data: Data = field(default_factory=Data)
@@ -159,8 +193,10 @@ class Params:
     eda: Eda = field(default_factory=Eda)
     cv: CV = field(default_factory=CV)
     detect: Detect = field(default_factory=Detect)
+    rois: Rois = field(default_factory=Rois)
     model: Model = field(default_factory=Model)
     train: Train = field(default_factory=Train)
+    evaluate: Evaluate = field(default_factory=Evaluate)
 
     def flat(self) -> dict[str, Any]:
         """Dotted keys -> values, e.g. {'synth.n_train': 160}; for logging to MLflow."""

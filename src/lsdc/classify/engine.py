@@ -127,7 +127,7 @@ def train_fold(fold: int, train_set: StudyCrops, val_set: StudyCrops, model_cfg:
             scaler.step(optimizer)
             scaler.update()
             scheduler.step(epoch + (i + 1) / n_batches)
-            total += float(loss) * len(x)
+            total += float(loss.detach()) * len(x)
             count += len(x)
         probs, val = evaluate_fold(model, val_loader, val_labels, class_weights, device, amp)
         row = {"epoch": epoch, "train_loss": total / max(count, 1), **val, "lr": lr}

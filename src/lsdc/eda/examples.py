@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pydicom
+from matplotlib import patheffects
 
-from lsdc import schema
+from lsdc import dicom, schema
 from lsdc.eda import plots, stats
 
 log = logging.getLogger(__name__)
@@ -45,11 +45,11 @@ def pick_slices(series_instances: pd.DataFrame, series_coords: pd.DataFrame,
 
 
 def read_slice(path: Path) -> np.ndarray:
-    """Pixels of one DICOM file as float32, scaled to 0..1 by the 1st/99.5th percentiles."""
-    ds = pydicom.dcmread(path)
-    pixels = ds.pixel_array.astype(np.float32)
-    if getattr(ds, "PhotometricInterpretation", "") == "MONOCHROME1":
-        pixels = pixels.max() - pixels
+    """Pixels of one DICOM file (middle frame if multi-frame), scaled to 0..1 by the 1st and
+    99.5th percentiles; MONOCHROME1 is inverted by lsdc.dicom."""
+    _, pixels = dicom.read_pixels(path)
+    if pixels.ndim == 3:
+        pixels = pixels[len(pixels) // 2]
     lo, hi = np.percentile(pixels, [1, 99.5])
     return np.clip((pixels - lo) / (hi - lo if hi > lo else 1.0), 0, 1)
 
@@ -72,7 +72,8 @@ def _draw_panel(ax, image: np.ndarray | None, points: pd.DataFrame, title: str,
         color = plots.GRADE_COLORS[p["grade"]]
         ax.scatter([p["x"]], [p["y"]], s=40, facecolors="none", edgecolors=color, linewidths=1.5)
         ax.annotate(point_label(p["condition"], p["level"]), (p["x"], p["y"]), xytext=(5, -5),
-                    textcoords="offset points", color=color, fontsize=7, fontweight="bold")
+                    textcoords="offset points", color=color, fontsize=7, fontweight="bold",
+                    path_effects=[patheffects.withStroke(linewidth=2, foreground="black")])
 
 
 def example_slices(instances: pd.DataFrame, coords: pd.DataFrame, series: pd.DataFrame,

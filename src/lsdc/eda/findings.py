@@ -9,6 +9,10 @@ from lsdc import schema
 from lsdc.eda import stats
 
 
+def _n(k: int, one: str, many: str) -> str:
+    return f"{k} {one if k == 1 else many}"
+
+
 def _pct(part: float, whole: float) -> str:
     return f"{100 * part / whole:.1f} %" if whole else "n/a"
 
@@ -27,8 +31,9 @@ def label_findings(labels: pd.DataFrame, head: dict) -> list[str]:
         missing = stats.grade_counts(labels, ["condition", "level"])[stats.MISSING]
         top = missing.sort_values(ascending=False).head(2)
         where = " and ".join(f"{c} {lv} ({k})" for (c, lv), k in top.items() if k > 0)
-        out.append(f"{cells[stats.MISSING]} label cells are missing in "
-                   f"{head['studies_with_missing_label']} studies, most often {where}.")
+        out.append(f"{_n(cells[stats.MISSING], 'label cell is', 'label cells are')} missing in "
+                   f"{_n(head['studies_with_missing_label'], 'study', 'studies')}, most often "
+                   f"{where}.")
     else:
         out.append("No label cell is missing.")
     shares = stats.grade_shares(stats.grade_counts(labels, ["condition", "level"]))["Severe"]
@@ -61,7 +66,7 @@ def coordinate_findings(coords: pd.DataFrame, head: dict) -> list[str]:
     n = head["studies"]
     out = [f"{head['coord_rows']} coordinate rows; {head['studies_coord_rows_not_25']} of {n} "
            f"labelled studies do not have exactly {stats.EXPECTED_COORDS_PER_STUDY} rows "
-           f"({head['studies_without_coords']} have none)."]
+           f"({_n(head['studies_without_coords'], 'study has', 'studies have')} none)."]
     flags = [f"{head[k]} {text}" for k, text in (("coords_outside_image", "lie outside the image"),
                                                   ("coords_near_origin", "sit near (0, 0)"))
              if k in head]
@@ -69,8 +74,12 @@ def coordinate_findings(coords: pd.DataFrame, head: dict) -> list[str]:
         out.append("Of these, " + " and ".join(flags) + ".")
     larger, pairs = stats.left_right_subarticular_x(coords)
     if pairs:
-        out.append(f"The left subarticular point lies right of the right one (larger x) in "
-                   f"{larger} of {pairs} study-level pairs: patient left is on the image right.")
+        share = larger / pairs
+        verdict = ("consistent with patient left on the image right" if share >= 0.9 else
+                   "the reverse of the usual orientation" if share <= 0.1 else
+                   "a mix of orientations: check the axial coordinates")
+        out.append(f"The left subarticular point has the larger x in {larger} of {pairs} "
+                   f"study-level pairs ({100 * share:.1f} %): {verdict}.")
     return out
 
 
@@ -80,9 +89,10 @@ def series_findings(series: pd.DataFrame, head: dict) -> list[str]:
         return ["No training series is in the index."]
     mode = max(dist, key=dist.get)
     total = sum(dist.values())
-    others = ", ".join(f"{k} in {v}" for k, v in sorted(dist.items()) if k != mode)
+    others = ", ".join(f"{k} in {_n(v, 'study', 'studies')}" for k, v in sorted(dist.items())
+                       if k != mode)
     out = [f"{dist[mode]} of {total} training studies ({_pct(dist[mode], total)}) have {mode} "
-           f"series" + (f"; {others}." if others else ".")]
+           f"series" + (f"; other series counts: {others}." if others else ".")]
     desc = stats.description_counts(series)
     out.append("Series types: " + ", ".join(f"{d} {_pct(k, desc.sum())}"
                                             for d, k in desc.items()) + ".")
@@ -98,7 +108,7 @@ def image_findings(series: pd.DataFrame, has_images: bool) -> list[str]:
     for desc, group in sizes.groupby("series_description", sort=False):
         top = group.iloc[0]
         parts.append(f"{desc} {top['size']} ({top['n_series']} of {group['n_series'].sum()} series,"
-                     f" {len(group)} distinct sizes)")
+                     f" {_n(len(group), 'distinct size', 'distinct sizes')})")
     return ["Most common image size (rows x cols): " + "; ".join(parts) + "."] if parts else []
 
 

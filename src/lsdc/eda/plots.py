@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import logging
+import textwrap
 from pathlib import Path
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-import seaborn as sns  # noqa: E402
 
 from lsdc import schema  # noqa: E402
 from lsdc.eda import stats  # noqa: E402
@@ -21,7 +22,9 @@ log = logging.getLogger(__name__)
 GRADE_COLORS: dict[str, str] = {
     "Normal/Mild": "#59a14f", "Moderate": "#f28e2b", "Severe": "#e15759", stats.MISSING: "#bab0ac",
 }
-LEVEL_COLORS: dict[str, str] = dict(zip(schema.LEVELS, sns.color_palette("viridis", 5).as_hex()))
+LEVEL_COLORS: dict[str, str] = {
+    lv: matplotlib.colors.to_hex(matplotlib.colormaps["viridis"](k / 4 * 0.9))
+    for k, lv in enumerate(schema.LEVELS)}
 DPI = 110
 
 
@@ -48,6 +51,39 @@ def no_data(ax: plt.Axes, text: str) -> None:
     ax.set_yticks([])
 
 
+def heatmap(ax: plt.Axes, frame: pd.DataFrame, cmap: str | matplotlib.colors.Colormap,
+            vmin: float, vmax: float, fmt: str | None = None, xticklabels=None,
+            yticklabels=None, colorbar: str | None = None, fontsize: float = 8) -> None:
+    """A labelled matrix (imshow; cells annotated with `fmt` when given; NaN cells blank).
+    Lighter and much faster than seaborn's heatmap for the few dozen matrices here."""
+    values = frame.to_numpy(dtype=float)
+    cmap = matplotlib.colormaps[cmap] if isinstance(cmap, str) else cmap
+    image = ax.imshow(values, cmap=cmap.with_extremes(bad="#f0f0f0"), vmin=vmin, vmax=vmax,
+                      aspect="auto", interpolation="nearest")
+    ax.set_xticks(range(values.shape[1]),
+                  frame.columns if xticklabels is None else xticklabels, rotation=90)
+    ax.set_yticks(range(values.shape[0]), frame.index if yticklabels is None else yticklabels)
+    ax.tick_params(length=0)
+    for side in ax.spines.values():
+        side.set_visible(False)
+    if fmt:
+        norm = matplotlib.colors.Normalize(vmin, vmax)
+        for (i, j), v in np.ndenumerate(values):
+            if np.isfinite(v):
+                r, g, b, _ = cmap(norm(v))
+                dark = 0.299 * r + 0.587 * g + 0.114 * b < 0.5
+                ax.text(j, i, format(v, fmt), ha="center", va="center", fontsize=fontsize,
+                        color="white" if dark else "black")
+    if colorbar:
+        ax.figure.colorbar(image, ax=ax, label=colorbar, shrink=0.8)
+
+
+def _grade_legend(fig: plt.Figure, grades) -> None:
+    handles = [matplotlib.patches.Patch(color=GRADE_COLORS[g], label=g) for g in grades]
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False,
+               bbox_to_anchor=(0.5, -0.08))
+
+
 def _stacked_bars(ax: plt.Axes, counts: pd.DataFrame, shares: bool = False) -> None:
     table = counts.div(counts.sum(axis=1).replace(0, np.nan), axis=0) if shares else counts
     bottom = np.zeros(len(table))
@@ -70,13 +106,13 @@ def grade_distribution(counts: pd.DataFrame, path: Path, title: str) -> Path:
         for ax in axes:
             no_data(ax, "no label cells")
         return save(fig, path)
-    names = [str(i).replace(" ", "\n", 2) for i in counts.index]
+    names = [textwrap.fill(str(i), 16) for i in counts.index]
     for ax, shares in zip(axes, (False, True)):
         _stacked_bars(ax, counts, shares=shares)
         ax.set_xticklabels(names, fontsize=8)
         ax.set_ylabel("share of label cells" if shares else "label cells")
     axes[1].set_ylim(0, 1)
-    axes[0].legend(loc="upper right", fontsize=8, frameon=False)
+    _grade_legend(fig, counts.columns)
     fig.suptitle(title)
     return save(fig, path)
 
@@ -93,33 +129,34 @@ def grades_by_level(counts: pd.DataFrame, path: Path) -> Path:
             ax.set_xticklabels(sub.index, fontsize=8)
         ax.set_title(condition, fontsize=9)
     axes[0].set_ylabel("label cells")
-    axes[-1].legend(fontsize=7, frameon=False)
+    _grade_legend(fig, counts.columns)
     return save(fig, path)
 
 
 def grade_share_heatmaps(shares: pd.DataFrame, path: Path) -> Path:
     """Share of each grade among graded cells, condition x level, one heatmap per grade."""
-    fig, axes = plt.subplots(1, 3, figsize=(17, 4))
-    for ax, grade in zip(axes, schema.SEVERITIES):
+    fig, axes = plt.subplots(1, 3, figsize=(17, 4), layout="constrained")
+    for k, (ax, grade) in enumerate(zip(axes, schema.SEVERITIES)):
         table = shares[grade].unstack("level").reindex(index=list(schema.CONDITIONS),
                                                        columns=list(schema.LEVELS))
-        sns.heatmap(100 * table, ax=ax, annot=True, fmt=".1f", cmap="rocket_r", vmin=0,
-                    cbar_kws={"label": "% of graded cells"}, annot_kws={"fontsize": 8})
+        top = float(np.nanmax(table.to_numpy())) if table.notna().any().any() else 1.0
+        heatmap(ax, 100 * table, "YlOrRd",
+                0, 100 * top, fmt=".1f", colorbar="% of graded cells",
+                yticklabels=list(schema.CONDITIONS) if k == 0 else [""] * len(table))
+        ax.tick_params(axis="x", rotation=0)
         ax.set_title(f"{grade} (%)")
-        ax.set_xlabel("")
-        ax.set_ylabel("")
     return save(fig, path)
 
 
 def missing_labels(matrix: pd.DataFrame, wide: pd.DataFrame, path: Path,
                    max_studies: int = 200) -> Path:
     """Missing cells per condition x level (left) and which labels each study misses (right)."""
-    fig, axes = plt.subplots(1, 2, figsize=(16, 5.5), gridspec_kw={"width_ratios": [1, 1.6]})
-    sns.heatmap(matrix.fillna(0).astype(int), ax=axes[0], annot=True, fmt="d", cmap="Greys",
-                cbar=False, vmin=0, annot_kws={"fontsize": 9}, linewidths=0.5, linecolor="#dddddd")
+    fig, axes = plt.subplots(1, 2, figsize=(16, 5.5), gridspec_kw={"width_ratios": [1, 1.6]},
+                             layout="constrained")
+    counts = matrix.fillna(0).astype(int)
+    heatmap(axes[0], counts, "Reds", 0, max(1, int(counts.to_numpy().max())), fmt=".0f")
+    axes[0].tick_params(axis="x", rotation=0)
     axes[0].set_title("missing label cells")
-    axes[0].set_xlabel("")
-    axes[0].set_ylabel("")
     missing = wide.isna()
     rows = missing[missing.any(axis=1)]
     if rows.empty:
@@ -127,10 +164,10 @@ def missing_labels(matrix: pd.DataFrame, wide: pd.DataFrame, path: Path,
     else:
         shown = rows.head(max_studies)
         cmap = matplotlib.colors.ListedColormap(["#f4f4f4", "#e15759"])
-        sns.heatmap(shown.astype(int), ax=axes[1], cmap=cmap, cbar=False, vmin=0, vmax=1,
-                    yticklabels=len(shown) <= 40)
-        axes[1].set_xticks(np.arange(len(shown.columns)) + 0.5)
-        axes[1].set_xticklabels([short_label(c) for c in shown.columns], rotation=90, fontsize=7)
+        heatmap(axes[1], shown.astype(int), cmap, 0, 1,
+                xticklabels=[short_label(c) for c in shown.columns],
+                yticklabels=shown.index if len(shown) <= 40 else [])
+        axes[1].tick_params(axis="x", labelsize=7)
         extra = f" (first {max_studies} of {len(rows)})" if len(rows) > max_studies else ""
         axes[1].set_title(f"studies with a missing label: {len(rows)}{extra}; red = missing")
         axes[1].set_ylabel("study")
@@ -144,26 +181,30 @@ def correlation_all(corr: pd.DataFrame, path: Path) -> Path:
         no_data(ax, "not enough graded studies for correlations")
         return save(fig, path)
     names = [short_label(c) for c in corr.columns]
-    sns.heatmap(corr, ax=ax, cmap="vlag", vmin=-1, vmax=1, square=True, xticklabels=names,
-                yticklabels=names, cbar_kws={"label": "Spearman rho", "shrink": 0.8})
+    heatmap(ax, corr, "coolwarm", -1, 1, xticklabels=names, yticklabels=names,
+            colorbar="Spearman rho")
+    ax.set_aspect("equal")
     ax.tick_params(labelsize=7)
-    ax.set_title("Correlation of severity grades between all labels")
+    for k in range(5, len(names), 5):  # separate the conditions
+        ax.axhline(k - 0.5, color="white", lw=2)
+        ax.axvline(k - 0.5, color="white", lw=2)
+    ax.set_title("Correlation of severity grades between all labels (grey: undefined)")
     return save(fig, path)
 
 
 def correlation_per_condition(corrs: dict[str, pd.DataFrame], path: Path) -> Path:
     """One annotated level x level Spearman matrix per condition."""
-    fig, axes = plt.subplots(1, len(corrs), figsize=(19, 4))
+    fig, axes = plt.subplots(1, len(corrs), figsize=(19, 4), layout="constrained")
     for ax, (condition, corr) in zip(axes, corrs.items()):
         if corr.isna().all().all():
             no_data(ax, "not enough data")
         else:
             levels = [schema.label_of_column(c).level for c in corr.columns]
-            sns.heatmap(corr, ax=ax, cmap="vlag", vmin=-1, vmax=1, annot=True, fmt=".2f",
-                        square=True, cbar=False, xticklabels=levels, yticklabels=levels,
-                        annot_kws={"fontsize": 8})
+            heatmap(ax, corr, "coolwarm", -1, 1, fmt=".2f", xticklabels=levels,
+                    yticklabels=levels)
+            ax.set_aspect("equal")
+            ax.tick_params(axis="x", rotation=0, labelsize=8)
         ax.set_title(condition, fontsize=9)
-        ax.tick_params(labelsize=8)
     return save(fig, path)
 
 
@@ -184,6 +225,9 @@ def integer_histograms(panels: dict[str, pd.Series], path: Path, xlabel: str,
                 ax.bar_label(bars, labels=[str(v) if v else "" for v in counts.values], fontsize=7)
             if mark is not None:
                 ax.axvline(mark, color="#e15759", ls="--", lw=1)
+            ax.set_xlim(lo - 0.7, hi + 0.7)
+            ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+            ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
             ax.set_xlabel(xlabel)
         ax.set_ylabel(ylabel)
         ax.set_title(title, fontsize=10)
@@ -248,35 +292,41 @@ def coords_scatter(norm: pd.DataFrame, path: Path, hue: str, max_points: int, se
     return save(fig, path)
 
 
-def coords_density(norm: pd.DataFrame, path: Path) -> Path:
-    """Condition x level grid of 2-D histograms of coordinate positions."""
+def coords_density(norm: pd.DataFrame, path: Path, bins: int = 32) -> Path:
+    """Condition x level mosaic of 2-D histograms of coordinate positions (each tile scaled to
+    its own maximum, so rare labels stay visible); one axes keeps it fast to draw."""
     data, xc, yc, normalised = _coordinate_axes(norm)
-    fig, axes = plt.subplots(len(schema.CONDITIONS), len(schema.LEVELS), figsize=(13, 13),
-                             sharex=True, sharey=True)
-    extent = [[0, 1], [0, 1]] if normalised else None
-    if not normalised and len(data):
-        extent = [[0, float(data[xc].max()) + 1], [0, float(data[yc].max()) + 1]]
+    x_hi = 1.0 if normalised else float(data[xc].max()) + 1 if len(data) else 1.0
+    y_hi = 1.0 if normalised else float(data[yc].max()) + 1 if len(data) else 1.0
+    gap = 2
+    n_c, n_l = len(schema.CONDITIONS), len(schema.LEVELS)
+    mosaic = np.full((n_c * (bins + gap), n_l * (bins + gap)), np.nan)
+    counts = np.zeros((n_c, n_l), dtype=int)
     for i, condition in enumerate(schema.CONDITIONS):
         for j, level in enumerate(schema.LEVELS):
-            ax = axes[i, j]
             sub = data[(data["condition"] == condition) & (data["level"] == level)]
-            if sub.empty:
-                ax.text(0.5, 0.5, "none", ha="center", va="center", transform=ax.transAxes,
-                        color="#777777")
-            else:
-                ax.hist2d(sub[xc], sub[yc], bins=40, range=extent, cmap="magma",
-                          cmin=1)
-                ax.set_facecolor("#f7f7f7")
-            if i == 0:
-                ax.set_title(level)
-            if j == 0:
-                ax.set_ylabel(short_label(schema.Label(condition, level).column).rsplit(" ", 1)[0])
-    if extent:
-        axes[0, 0].set_xlim(*extent[0])
-        axes[0, 0].set_ylim(extent[1][1], extent[1][0])
-    fig.suptitle("Coordinate density per condition and level ("
-                 + ("x / cols, y / rows" if normalised else "pixels") + ")")
-    fig.tight_layout()
+            counts[i, j] = len(sub)
+            hist, _, _ = np.histogram2d(sub[yc], sub[xc], bins=bins, range=[[0, y_hi], [0, x_hi]])
+            tile = hist / hist.max() if hist.max() > 0 else np.zeros_like(hist)
+            r, c = i * (bins + gap), j * (bins + gap)
+            mosaic[r:r + bins, c:c + bins] = np.where(tile > 0, tile, 0.0)
+    fig, ax = plt.subplots(figsize=(11, 10.5))
+    cmap = matplotlib.colormaps["magma_r"].with_extremes(bad="white")
+    ax.imshow(mosaic, cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
+    centers = lambda n: [k * (bins + gap) + bins / 2 - 0.5 for k in range(n)]  # noqa: E731
+    ax.set_xticks(centers(n_l), schema.LEVELS)
+    ax.set_yticks(centers(n_c), [c.replace(" ", "\n", 1) for c in schema.CONDITIONS], fontsize=9)
+    ax.xaxis.tick_top()
+    for i in range(n_c):
+        for j in range(n_l):
+            ax.text(j * (bins + gap) + 1, i * (bins + gap) + bins - 2, f"n={counts[i, j]}",
+                    fontsize=7, color="#1f77b4")
+    ax.set_title("Coordinate density per condition (rows) and level (columns); each tile spans "
+                 + ("x / cols and y / rows from 0 to 1" if normalised else
+                    f"0..{x_hi:.0f} x 0..{y_hi:.0f} pixels") + ", image orientation",
+                 fontsize=10, pad=28)
+    for side in ax.spines.values():
+        side.set_visible(False)
     return save(fig, path)
 
 

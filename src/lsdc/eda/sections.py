@@ -79,11 +79,13 @@ def label_sections(t: IndexTables, out: Path) -> list[Section]:
 
 
 def series_sections(t: IndexTables, out: Path) -> list[Section]:
+    splits = sorted(t.studies["split"].unique(), key=lambda s: (s != "train", s))
     panels = {f"{split} studies": stats.series_per_study(t.studies, t.series, split)
-              for split in sorted(t.studies["split"].unique())}
+              for split in splits}
     plots.integer_histograms(panels, out / "series_per_study.png", "series in the study")
     counts = pd.DataFrame({split: stats.description_counts(t.series, split)
-                           for split in sorted(t.series["split"].unique())}).fillna(0).astype(int)
+                           for split in splits if (t.series["split"] == split).any()}
+                          ).fillna(0).astype(int)
     plots.description_shares(counts, out / "series_descriptions.png")
     return [
         Section("Series per study", "series",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import logging
 from pathlib import Path
@@ -13,13 +12,12 @@ from lsdc.eda import examples, findings, sections
 from lsdc.eda import report as report_mod
 from lsdc.eda import stats
 from lsdc.eda.tables import IndexTables, load_index
-from lsdc.params import Params
+from lsdc.params import INDEX_DIR, METRICS_DIR, REPORTS_DIR, Params
 
 log = logging.getLogger(__name__)
 
-INDEX_DIR = Path("data/interim/index")
-REPORT_DIR = Path("reports/eda")
-METRICS_FILE = Path("metrics/eda.json")
+REPORT_DIR = REPORTS_DIR / "eda"
+METRICS_FILE = METRICS_DIR / "eda.json"
 REPORT_FILE = "index.html"
 
 
@@ -47,10 +45,9 @@ def run(tables: IndexTables, data_root: Path, out_dir: Path, metrics_path: Path,
     summary = findings.summary(tables, head)
     parts = sections.build_all(tables, out_dir, Path(data_root), example_study,
                                max_scatter_points, seed)
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     meta = (f"Data root {data_root}; {len(tables.studies)} studies, {len(tables.series)} series, "
-            f"{len(tables.instances)} DICOM files, {len(tables.quarantine)} quarantined problems; "
-            f"written {stamp}.")
+            f"{len(tables.instances)} DICOM files, {len(tables.quarantine)} quarantine rows "
+            "(see the ingest stage's quarantine table).")
     page = report_mod.write(out_dir / REPORT_FILE, "Lumbar spine MRI: exploratory data analysis",
                             meta, summary, parts)
     metrics_path.parent.mkdir(parents=True, exist_ok=True)

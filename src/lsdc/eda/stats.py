@@ -226,8 +226,11 @@ def headline(studies: pd.DataFrame, series: pd.DataFrame, labels: pd.DataFrame,
         "series_description_share": {schema.slug(str(d)): _share(int(n), int(desc.sum()))
                                      for d, n in desc.items()},
     }
-    for flag, key in (("in_image", "coords_outside_image"), ("near_origin", "coords_near_origin")):
-        if flag in coords.columns:
-            values = coords[flag].astype("boolean")
-            head[key] = int((~values if flag == "in_image" else values).fillna(False).sum())
+    sized = (pd.to_numeric(coords["rows"], errors="coerce") > 0) & \
+        (pd.to_numeric(coords["cols"], errors="coerce") > 0)
+    if "in_image" in coords.columns:  # only where the image size is known
+        head["coords_outside_image"] = int((sized & ~coords["in_image"].astype("boolean")
+                                            .fillna(True)).sum())
+    if "near_origin" in coords.columns:
+        head["coords_near_origin"] = int(coords["near_origin"].astype("boolean").fillna(False).sum())
     return head

@@ -1,0 +1,142 @@
+"""`evaluate` stage: the competition metric and the notebook's analysis on the OOF predictions.
+
+Reads data/processed/oof.parquet, labels.parquet and the per-epoch CSVs of
+train_classifier. Writes metrics/cv.json (competition score overall, its four terms,
+per fold, and a constant prior fitted on the training folds of each fold and scored
+on the same rows; accuracy, macro precision/recall/F1 and AUC per condition, family
+and overall) and reports/plots/ (training curves, accuracy heatmap condition x level,
+ROC per condition and grade, confusion matrices, reliability diagrams). Logs both to MLflow.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from lsdc import metrics, tracking
+from lsdc.classify import data, plots
+from lsdc.classify.train import CURVES_DIR, OOF_FILE, probs_of_frame
+from lsdc.params import INDEX_DIR, METRICS_DIR, REPORTS_DIR, Params
+
+log = logging.getLogger(__name__)
+
+STAGE = "evaluate"
+CV_FILE = METRICS_DIR / "cv.json"
+PLOTS_DIR = REPORTS_DIR / "plots"
+PLOT_FILES = ("training_curves.png", "accuracy_heatmap.png", "roc.png", "confusion.png", "reliability.png")
+
+
+@dataclass(frozen=True)
+class Paths:
+    oof: Path = OOF_FILE
+    labels: Path = INDEX_DIR / data.LABELS_FILE
+    curves: Path = CURVES_DIR
+    cv: Path = CV_FILE
+    plots: Path = PLOTS_DIR
+
+
+def load_oof(path: Path, labels: pd.DataFrame, where_labels: str) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """(OOF frame, labels (n, 25), probs (n, 25, 3)) with clear errors on a bad file."""
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: OOF predictions not found (run train_classifier first)")
+    frame = pd.read_parquet(path)
+    for col in ("study_id", "fold"):
+        if col not in frame.columns:
+            raise ValueError(f"{path}: missing column {col!r}")
+    probs = probs_of_frame(frame, where=str(path))
+    bad = ~np.isfinite(probs).all(axis=(1, 2))
+    if bad.any():
+        raise ValueError(f"{path}: {bad.sum()} studies without finite probabilities, "
+                         f"e.g. {frame['study_id'][bad].tolist()[:3]}")
+    y = data.label_array(labels, frame["study_id"].to_numpy(), where=where_labels)
+    return frame, y, probs
+
+
+def oof_prior(y: np.ndarray, folds: np.ndarray, pseudocount: float) -> np.ndarray:
+    """For each fold's rows, the best constant prior fitted on the other folds' labels."""
+    out = np.empty((len(y), y.shape[1], 3))
+    for k in np.unique(folds):
+        rows = folds == k
+        prior = metrics.best_constant_prior(y[~rows] if (~rows).any() else y, pseudocount=pseudocount)
+        out[rows] = metrics.prior_probs(prior, int(rows.sum()))
+    return out
+
+
+def _finite(obj: Any) -> Any:
+    """NaN / inf -> None, recursively (strict JSON for DVC and other readers)."""
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def cv_metrics(y: np.ndarray, probs: np.ndarray, folds: np.ndarray, pseudocount: float) -> dict[str, Any]:
+    prior = oof_prior(y, folds, pseudocount)
+    per_fold = {}
+    for k in np.unique(folds):
+        rows = folds == k
+        per_fold[f"fold_{int(k)}"] = {
+            "n": int(rows.sum()),
+            "score": metrics.competition_score(y[rows], probs[rows]).as_dict(),
+            "prior": metrics.competition_score(y[rows], prior[rows]).as_dict(),
+        }
+    return {
+        "n_studies": len(y),
+        "score": metrics.competition_score(y, probs).as_dict(),
+        "prior": metrics.competition_score(y, prior).as_dict(),
+        "per_fold": per_fold,
+        "classification": metrics.classification_report(y, probs),
+    }
+
+
+def load_curves(curves_dir: Path) -> dict[int, pd.DataFrame]:
+    curves = {}
+    for path in sorted(curves_dir.glob("fold_*.csv")):
+        curves[int(path.stem.split("_")[1])] = pd.read_csv(path)
+    if not curves:
+        log.warning("no per-epoch CSVs in %s; the training-curve plot will be empty", curves_dir)
+    return curves
+
+
+def run(params: Params, paths: Paths = Paths()) -> dict[str, Any]:
+    labels = data.load_labels(paths.labels)
+    frame, y, probs = load_oof(paths.oof, labels, str(paths.labels))
+    folds = frame["fold"].to_numpy(np.int64)
+    result = _finite(cv_metrics(y, probs, folds, params.evaluate.prior_pseudocount))
+    paths.cv.parent.mkdir(parents=True, exist_ok=True)
+    paths.cv.write_text(json.dumps(result, indent=2) + "\n")
+    paths.plots.mkdir(parents=True, exist_ok=True)
+    for old in paths.plots.glob("*.png"):
+        old.unlink()
+    plots.plot_training_curves(load_curves(paths.curves), paths.plots / PLOT_FILES[0],
+                               prior_score=result["prior"]["total"])
+    plots.plot_accuracy_heatmap(y, probs, paths.plots / PLOT_FILES[1])
+    plots.plot_roc(y, probs, paths.plots / PLOT_FILES[2])
+    plots.plot_confusion(y, probs, paths.plots / PLOT_FILES[3])
+    plots.plot_reliability(y, probs, paths.plots / PLOT_FILES[4], params.evaluate.reliability_bins)
+    with tracking.stage_run(STAGE, params):
+        tracking.log_metrics(result)
+        tracking.log_artifact(paths.cv)
+        tracking.log_artifact(paths.plots)
+    log.info("OOF competition score %.4f vs constant prior %.4f on the same %d studies",
+             result["score"]["total"] or float("nan"), result["prior"]["total"] or float("nan"), len(y))
+    return result
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--oof", type=Path, default=OOF_FILE, help="OOF predictions parquet")
+
+
+def main(params: Params, args: argparse.Namespace) -> int:
+    result = run(params, Paths(oof=getattr(args, "oof", OOF_FILE)))
+    print(json.dumps({"score": result["score"]["total"], "prior": result["prior"]["total"]}))
+    return 0

@@ -1,0 +1,115 @@
+"""Geometry of a study's slices: patient mm (LPS) <-> pixels, neighbours, level -> slice.
+
+Conventions (docs/data_formats.md): +x patient left, +y posterior, +z head. A slice's
+geometry is a `lsdc.dicom.SliceGeometry` (None when IPP/IOP/PixelSpacing are missing).
+Slices of a series are in spatial order (dicom.sort_slices); axial series may be made
+of several angled blocks, one orientation each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import numpy as np
+
+from lsdc.dicom import SliceGeometry
+
+# Patient axis along which a positive slice offset moves: towards patient left on
+# sagittal planes, towards the head on axial ones.
+OFFSET_AXIS = {"sag_t1": np.array([1.0, 0.0, 0.0]), "sag_t2": np.array([1.0, 0.0, 0.0]),
+               "ax_t2": np.array([0.0, 0.0, 1.0])}
+_SAME_ORIENTATION = float(np.cos(np.deg2rad(1.0)))
+
+
+class Mapped(NamedTuple):
+    """Where a patient point falls on a set of series: the slice whose plane is nearest."""
+
+    series: int  # position in the list of series given
+    index: int  # slice index (spatial order) within that series
+    x: float  # column on that slice
+    y: float  # row on that slice
+    distance: float  # |distance| from the point to the slice plane, mm
+
+
+def slice_centre(geom: SliceGeometry) -> np.ndarray:
+    """Patient position (mm) of the image centre."""
+    return geom.to_patient((geom.cols - 1) / 2, (geom.rows - 1) / 2)
+
+
+def to_patient(geom: SliceGeometry | None, x: float, y: float) -> np.ndarray:
+    """Pixel -> patient mm; NaNs when the slice has no geometry."""
+    if geom is None:
+        return np.full(3, np.nan)
+    return np.asarray(geom.to_patient(x, y), dtype=float)
+
+
+def project(geom: SliceGeometry | None, point: np.ndarray) -> tuple[float, float, float]:
+    """Patient point -> (x, y, signed distance mm) on a slice; NaNs without geometry or point."""
+    if geom is None or point is None or not np.all(np.isfinite(point)):
+        return np.nan, np.nan, np.nan
+    x, y, d = geom.to_pixel(np.asarray(point, dtype=float))
+    return float(x), float(y), float(d)
+
+
+def orientation_blocks(geoms: Sequence[SliceGeometry | None]) -> np.ndarray:
+    """Block label per slice: consecutive slices with the same orientation (within 1 degree)
+    share a block. A slice without geometry joins the block before it."""
+    labels = np.zeros(len(geoms), dtype=np.int64)
+    current, ref = 0, None
+    for i, g in enumerate(geoms):
+        if g is not None:
+            if ref is not None and abs(float(g.normal @ ref)) < _SAME_ORIENTATION:
+                current += 1
+            ref = g.normal
+        labels[i] = current
+    return labels
+
+
+def series_direction(geoms: Sequence[SliceGeometry | None], plane: str) -> int:
+    """+1 when a higher slice index moves along the plane's OFFSET_AXIS, else -1.
+
+    Uses the sign-aligned mean slice normal (the sort key of dicom.series_positions),
+    falling back to the first and last slice centres."""
+    normals = [g.normal for g in geoms if g is not None]
+    if not normals:
+        return 1
+    aligned = [n if n @ normals[0] >= 0 else -n for n in normals]
+    along = float(np.mean(aligned, axis=0) @ OFFSET_AXIS[plane])
+    if abs(along) < 1e-6:
+        first = next(g for g in geoms if g is not None)
+        last = next(g for g in reversed(geoms) if g is not None)
+        along = float((slice_centre(last) - slice_centre(first)) @ OFFSET_AXIS[plane])
+    return 1 if along >= 0 else -1
+
+
+def neighbour(index: int, offset: int, blocks: np.ndarray, direction: int) -> int:
+    """The slice `offset` steps from `index` (positive = along OFFSET_AXIS), within the same
+    orientation block, clamped at the block's ends."""
+    members = np.flatnonzero(blocks == blocks[index])
+    rank = int(np.searchsorted(members, index))
+    return int(members[int(np.clip(rank + offset * direction, 0, len(members) - 1))])
+
+
+def map_point(point: np.ndarray | None, series_geoms: Sequence[Sequence[SliceGeometry | None]],
+              margin_px: float = 0.0) -> Mapped | None:
+    """The slice, over all given series, whose plane lies nearest to a patient point among
+    those where the point projects inside the image (each slice with its own IOP, so
+    several series and angled blocks are handled). None when there is no such slice."""
+    if point is None or not np.all(np.isfinite(point)):
+        return None
+    best: Mapped | None = None
+    for s, geoms in enumerate(series_geoms):
+        for i, g in enumerate(geoms):
+            if g is None:
+                continue
+            x, y, d = project(g, point)
+            inside = -margin_px <= x <= g.cols - 1 + margin_px and -margin_px <= y <= g.rows - 1 + margin_px
+            if inside and (best is None or abs(d) < best.distance):
+                best = Mapped(s, i, x, y, abs(d))
+    return best
+
+
+def lateral_x(geom: SliceGeometry | None) -> float:
+    """Patient x (mm, + = left) of a slice's centre; NaN without geometry."""
+    return float(slice_centre(geom)[0]) if geom is not None else np.nan

@@ -1,0 +1,126 @@
+"""Which slice shows a structure. Uses detections and geometry only, never labels or
+annotated coordinates, so it works the same on train, validation and test studies.
+
+'anatomy' (default):
+- sag_t2: the canal midline = the slice where the disc detections are strongest
+  (confidence summed over levels, lightly smoothed across neighbours; ties -> nearer
+  the series centre); every level's canal crop is taken on it.
+- sag_t1: slices split into patient left / right of the midline (patient x of the slice
+  centre against the sag_t2 midline, or the series' median slice); per side the slice
+  where the foramina are strongest, and per level the best of it and its neighbours on
+  the same side, so each side feeds its own foraminal crops.
+- ax_t2: each level's sagittal position (patient mm) mapped through IPP/IOP onto the
+  nearest axial slice plane over all axial series and blocks (geometry.map_point).
+
+'notebook' (comparison with the seed notebook): the central slice of each sagittal
+series for every level and both sides (left and right mixed), and axial slices spread
+evenly along the longest axial series whatever level they show.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from lsdc import schema
+from lsdc.rois import geometry
+from lsdc.rois.series import Series
+
+POLICIES = ("anatomy", "notebook")
+
+
+def check_policy(name: str) -> str:
+    if name not in POLICIES:
+        raise ValueError(f"rois.selection: unknown selection {name!r}; expected one of {POLICIES}")
+    return name
+
+
+def slice_scores(det: pd.DataFrame, n: int) -> np.ndarray:
+    """Summed detection confidence per slice index (0..n-1)."""
+    scores = np.zeros(n)
+    if len(det):
+        np.add.at(scores, det["image"].to_numpy(int), det["conf"].to_numpy(float))
+    return scores
+
+
+def _argmax_near_centre(scores: np.ndarray, centre: float) -> int:
+    best = np.flatnonzero(scores >= scores.max() - 1e-9)
+    return int(best[np.argmin(np.abs(best - centre))])
+
+
+def central_index(n: int) -> int:
+    return (n - 1) // 2
+
+
+def midline_index(det: pd.DataFrame, n: int) -> int:
+    """Mid-sagittal slice: strongest summed disc detections, smoothed [0.5, 1, 0.5]."""
+    scores = slice_scores(det, n)
+    if not scores.any():
+        return central_index(n)
+    padded = np.pad(scores, 1)
+    smooth = padded[1:-1] + 0.5 * (padded[:-2] + padded[2:])
+    return _argmax_near_centre(smooth, (n - 1) / 2)
+
+
+def midline_x(t2: Series | None, t2_index: int | None, t1: Series | None) -> float:
+    """Patient x of the canal midline: the chosen sag_t2 slice, else the median sag_t1 slice."""
+    if t2 is not None and t2_index is not None:
+        x = geometry.lateral_x(t2.geoms[t2_index])
+        if np.isfinite(x):
+            return x
+    if t1 is not None:
+        xs = np.array([geometry.lateral_x(g) for g in t1.geoms])
+        if np.isfinite(xs).any():
+            return float(np.nanmedian(xs))
+    return np.nan
+
+
+def slice_sides(series: Series, mid_x: float) -> list[str]:
+    """'left' / 'right' per slice: patient x of the slice centre against the midline
+    (+x = patient left). Without geometry: the upper half of the index range is
+    taken along the series direction."""
+    xs = np.array([geometry.lateral_x(g) for g in series.geoms])
+    if not np.isfinite(mid_x) or not np.isfinite(xs).all():
+        half = (len(series) - 1) / 2
+        along = (np.arange(len(series)) - half) * series.direction
+        return ["left" if a > 0 else "right" for a in along]
+    return ["left" if x > mid_x else "right" for x in xs]
+
+
+def foramen_slices(det: pd.DataFrame, series: Series, sides: Sequence[str], mid_x: float
+                   ) -> dict[tuple[str, str], int]:
+    """(level, side) -> slice index on sag_t1, by anatomy (see module doc)."""
+    n = len(series)
+    scores = slice_scores(det, n)
+    xs = np.array([geometry.lateral_x(g) for g in series.geoms])
+    out: dict[tuple[str, str], int] = {}
+    for side in ("left", "right"):
+        own = [i for i in range(n) if sides[i] == side]
+        if not own:  # no slice on that side: the one nearest to it
+            sign = 1.0 if side == "left" else -1.0
+            key = np.nan_to_num(xs * sign, nan=0.0) if np.isfinite(xs).any() else np.arange(n) * series.direction * sign
+            own = [int(np.argmax(key))]
+        own_scores = scores[own]
+        if own_scores.any():
+            best = own[int(np.argmax(own_scores))]
+        else:  # nothing detected on this side: the middle of the side's slices by distance
+            dist = np.abs(np.nan_to_num(xs[own] - mid_x, nan=0.0))
+            best = own[int(np.argsort(dist)[len(own) // 2])]
+        window = [i for i in (best - 1, best, best + 1) if i in own]
+        for level in schema.LEVELS:
+            rows = det[det["image"].isin(window) & (det["level"] == level)] if len(det) else det
+            out[(level, side)] = int(rows.loc[rows["conf"].idxmax(), "image"]) if len(rows) else best
+    return out
+
+
+def notebook_axial(series_list: Sequence[Series]) -> dict[str, tuple[int, int]]:
+    """level -> (series position, slice index): slices spread evenly along the longest
+    axial series, in index order, whatever level they show (the notebook's choice)."""
+    if not series_list:
+        return {}
+    s = int(np.argmax([len(x) for x in series_list]))
+    n = len(series_list[s])
+    picks = np.floor((np.arange(len(schema.LEVELS)) + 0.5) * n / len(schema.LEVELS)).astype(int)
+    return {lv: (s, int(min(i, n - 1))) for lv, i in zip(schema.LEVELS, picks)}

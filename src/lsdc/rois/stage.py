@@ -1,0 +1,210 @@
+"""`lsdc extract-rois`: crops around every level and side of every study, train and test.
+
+Reads data/interim/index/{studies,series,instances}.parquet and the detectors
+models/detectors/<plane>.pt; writes data/processed/rois/{crops.npy,index.parquet}
+(docs/data_formats.md), metrics/rois.json and reports/rois/<study>.png contact sheets,
+and logs one MLflow run. coords.parquet is read only for the distance metrics, after
+every crop is written. Studies are processed in `data.workers` processes, each
+decoding its studies' DICOMs once and running the detectors in batches; results are
+written in study order as they arrive, with a bounded number in flight, so memory
+does not grow with the number of studies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import multiprocessing
+import resource
+import sys
+import time
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from lsdc import schema
+from lsdc.params import INDEX_DIR, METRICS_DIR, MODELS_DIR, REPORTS_DIR, ROIS_DIR, Params
+from lsdc.rois import report, select, sheet
+from lsdc.rois.detectors import Detectors, YoloDetectors
+from lsdc.rois.slots import study_slots
+from lsdc.rois.store import StoreWriter
+from lsdc.rois.study import SeriesRef, StudyResult, StudyTask, extract_study
+
+log = logging.getLogger(__name__)
+
+STAGE = "extract_rois"
+METRICS_FILE = METRICS_DIR / "rois.json"
+SHEETS_DIR = REPORTS_DIR / "rois"
+DETECTORS_DIR = MODELS_DIR / "detectors"
+SPLIT_ORDER = {"train": 0, "test": 1}
+
+
+def build_tasks(index_dir: str | Path) -> list[StudyTask]:
+    """One task per study of studies.parquet (train then test, by id), with its series'
+    files (instances.parquet) per plane. Studies without series still get a task."""
+    index_dir = Path(index_dir)
+    tables = {}
+    for name in ("studies", "series", "instances"):
+        path = index_dir / f"{name}.parquet"
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: index table not found (run `lsdc ingest` first)")
+        tables[name] = pd.read_parquet(path)
+    studies, series, instances = tables["studies"], tables["series"], tables["instances"]
+    for name, frame, cols in (("studies", studies, ("study_id", "split")),
+                              ("series", series, ("study_id", "series_id", "plane")),
+                              ("instances", instances, ("study_id", "series_id", "instance_number", "path"))):
+        missing = [c for c in cols if c not in frame.columns]
+        if missing:
+            raise ValueError(f"{index_dir / (name + '.parquet')}: missing column(s) {missing}")
+    files = (instances.sort_values(["series_id", "instance_number"])
+             .groupby("series_id")["path"].apply(tuple).to_dict())
+    refs: dict[int, list[SeriesRef]] = {}
+    for r in series[series["plane"].isin(schema.PLANES)].sort_values(["study_id", "series_id"]).itertuples():
+        paths = files.get(int(r.series_id), ())
+        if paths:
+            refs.setdefault(int(r.study_id), []).append(SeriesRef(int(r.series_id), str(r.plane), paths))
+    studies = studies.assign(_order=studies["split"].map(SPLIT_ORDER).fillna(2)).sort_values(["_order", "study_id"])
+    return [StudyTask(int(s.study_id), str(s.split), tuple(refs.get(int(s.study_id), ())))
+            for s in studies.itertuples()]
+
+
+# ----------------------------------------------------------------------------- workers
+
+_WORKER: dict = {}
+
+
+def _init_worker(detectors: Detectors, root: str, params: Params) -> None:
+    import torch
+
+    torch.set_num_threads(1)  # one core per worker process
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    _WORKER.update(detectors=detectors, root=root, params=params)
+
+
+def _run_task(task: StudyTask) -> StudyResult:
+    return extract_study(task, _WORKER["root"], _WORKER["detectors"], _WORKER["params"])
+
+
+def iterate_results(tasks: list[StudyTask], detectors: Detectors, params: Params,
+                    workers: int) -> Iterator[StudyResult]:
+    """Results in task order; with workers > 0, at most 2 x workers studies in flight."""
+    root = params.data.root
+    if workers <= 0 or len(tasks) <= 1:
+        for task in tasks:
+            yield extract_study(task, root, detectors, params)
+        return
+    ctx = multiprocessing.get_context("spawn")  # no fork after torch threads started
+    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
+                             initargs=(detectors, root, params)) as pool:
+        pending: deque = deque()
+        it = iter(tasks)
+        for task in it:
+            pending.append(pool.submit(_run_task, task))
+            if len(pending) >= 2 * workers:
+                break
+        while pending:
+            result = pending.popleft().result()
+            nxt = next(it, None)
+            if nxt is not None:
+                pending.append(pool.submit(_run_task, nxt))
+            yield result
+
+
+def _progress(total: int):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc="extract_rois", unit="study", file=sys.stderr,
+                disable=None if sys.stderr.isatty() else False, mininterval=5.0)
+
+
+def peak_rss_mb() -> dict[str, float]:
+    """Peak resident memory (MB) of this process and of its largest child."""
+    scale = 1024.0 if sys.platform != "darwin" else 1024.0 * 1024.0
+    return {"main": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale,
+            "largest_worker": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / scale}
+
+
+# ----------------------------------------------------------------------------- stage
+
+def run(params: Params, index_dir: Path = INDEX_DIR, out_dir: Path = ROIS_DIR,
+        metrics_path: Path = METRICS_FILE, sheets_dir: Path = SHEETS_DIR,
+        detectors: Detectors | None = None, models_dir: Path = DETECTORS_DIR) -> dict:
+    """Write the ROI store, metrics and contact sheets; return the metrics."""
+    select.check_policy(params.rois.selection)
+    if detectors is None:
+        yolo = YoloDetectors(models_dir, params.detect, params.rois.batch)
+        for plane in schema.PLANES:
+            if not yolo.weights(plane).exists():
+                raise FileNotFoundError(f"{yolo.weights(plane)}: detector weights not found "
+                                        f"(run `lsdc train-detector --plane {plane}` first)")
+        detectors = yolo
+    tasks = build_tasks(index_dir)
+    n_slots = len(study_slots(params.rois))
+    start = time.perf_counter()
+    writer = StoreWriter(out_dir, len(tasks) * n_slots, params.rois.roi_size)
+    unreadable, notes = 0, 0
+    try:
+        with _progress(len(tasks)) as bar:
+            for result in iterate_results(tasks, detectors, params, params.data.workers):
+                if len(result.rows) != n_slots:
+                    raise RuntimeError(f"study {result.study_id}: {len(result.rows)} rows, expected {n_slots}")
+                writer.write(result.crops, result.rows)
+                unreadable += result.unreadable
+                notes += len(result.notes)
+                bar.update(1)
+        crops_path, index_path = writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+    seconds = time.perf_counter() - start
+    index = pd.read_parquet(index_path)
+    metrics = report.build_metrics(index, Path(index_dir) / "coords.parquet", {
+        "rows_per_study": n_slots, "selection": params.rois.selection,
+        "unreadable_slices": unreadable, "studies_lacking_a_plane": notes,
+    })
+    metrics_path = Path(metrics_path)
+    metrics_path.parent.mkdir(parents=True, exist_ok=True)
+    metrics_path.write_text(json.dumps(metrics, indent=2) + "\n")
+    crops = np.load(crops_path, mmap_mode="r")
+    sheet.draw_sheets(crops, index, Path(sheets_dir), params.rois.contact_sheet_studies)
+    memory = peak_rss_mb()
+    log.info("extract_rois: %d studies, %d crops in %.1f s (%.2f s/study); peak RSS main %.0f MB, worker %.0f MB",
+             len(tasks), len(index), seconds, seconds / max(1, len(tasks)), memory["main"], memory["largest_worker"])
+    metrics["_runtime"] = {"seconds": round(seconds, 2), "peak_rss_mb": memory}
+    return metrics
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--index-dir", type=Path, default=INDEX_DIR, help="ingest index folder")
+    parser.add_argument("--models-dir", type=Path, default=DETECTORS_DIR, help="folder of <plane>.pt detectors")
+    parser.add_argument("--out", type=Path, default=ROIS_DIR, help="ROI store folder to write")
+    parser.add_argument("--metrics", type=Path, default=METRICS_FILE, help="metrics JSON to write")
+    parser.add_argument("--sheets", type=Path, default=SHEETS_DIR, help="contact sheet folder")
+    parser.add_argument("--no-tracking", action="store_true", help="do not log to MLflow")
+
+
+def main(params: Params, args: argparse.Namespace) -> int:
+    opt = lambda name, default: getattr(args, name, None) or default  # noqa: E731
+    kwargs = dict(index_dir=opt("index_dir", INDEX_DIR), out_dir=opt("out", ROIS_DIR),
+                  metrics_path=opt("metrics", METRICS_FILE), sheets_dir=opt("sheets", SHEETS_DIR),
+                  models_dir=opt("models_dir", DETECTORS_DIR))
+    if getattr(args, "no_tracking", False):
+        metrics = run(params, **kwargs)
+    else:
+        from lsdc import tracking
+
+        with tracking.stage_run(STAGE, params):
+            metrics = run(params, **kwargs)
+            tracking.log_metrics({k: v for k, v in metrics.items() if k != "selection"})
+            tracking.log_artifact(kwargs["metrics_path"])
+            tracking.log_artifact(kwargs["sheets_dir"], artifact_path="contact_sheets")
+    runtime = metrics.pop("_runtime")
+    print(json.dumps({"studies": metrics["studies"], "crops": metrics["crops"],
+                      "distance_mm": {k: v for k, v in metrics.get("distance_mm", {}).items()
+                                      if not isinstance(v, dict)}, "runtime": runtime}))
+    return 0

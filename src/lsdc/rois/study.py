@@ -1,0 +1,369 @@
+"""One study end to end: decode its series once, detect, choose slices, impute, crop.
+
+`extract_study(task, root, detectors, params)` returns the study's crops and index rows
+for every slot of `slots.study_slots` in that order, whatever the study lacks: a plane
+without a (readable) series or an axial level no axial slice covers gives rows with
+source 'missing' and zero crops; a structure the detectors missed is imputed.
+Selection reads pixels, DICOM geometry and detections only (no labels, no coordinates).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from lsdc import schema
+from lsdc.params import Params
+from lsdc.rois import DETECTED, IMPUTED, MISSING, geometry, impute, select
+from lsdc.rois.crop import crop_physical
+from lsdc.rois.detectors import Detectors, empty_points
+from lsdc.rois.series import Series, load_series
+from lsdc.rois.slots import SIDES, study_slots
+
+log = logging.getLogger(__name__)
+
+ROW_FIELDS = ("study_id", "split", "plane", "series_id", "instance_number", "slice_offset", "level",
+              "side", "cx", "cy", "px", "py", "pz", "confidence", "source")
+Key = tuple[str, str, "str | None"]  # (plane, level, side)
+
+
+@dataclass(frozen=True)
+class SeriesRef:
+    series_id: int
+    plane: str
+    files: tuple[str, ...]  # paths relative to the data root
+
+
+@dataclass(frozen=True)
+class StudyTask:
+    study_id: int
+    split: str
+    series: tuple[SeriesRef, ...] = ()
+
+
+@dataclass
+class Loc:
+    """Where a structure's crop is centred: slice `index` of the plane's series `series`."""
+
+    series: int
+    index: int
+    x: float
+    y: float
+    conf: float = np.nan
+    source: str = DETECTED
+
+
+@dataclass
+class StudyResult:
+    study_id: int
+    split: str
+    crops: np.ndarray  # uint8 (rows, S, S)
+    rows: list[tuple]  # ROW_FIELDS
+    unreadable: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+# ----------------------------------------------------------------------------- loading
+
+def load_planes(task: StudyTask, root: str) -> tuple[dict[str, list[Series]], int]:
+    """Decoded series per plane: the sagittal series with most files (next one if it is
+    unreadable), every axial series. Returns (series per plane, unreadable file count)."""
+    loaded: dict[str, list[Series]] = {p: [] for p in schema.PLANES}
+    unreadable = 0
+    for plane in schema.PLANES:
+        refs = sorted((r for r in task.series if r.plane == plane), key=lambda r: (-len(r.files), r.series_id))
+        for ref in refs:
+            s = load_series(root, ref.series_id, plane, ref.files)
+            if s is None:
+                unreadable += len(ref.files)
+                continue
+            unreadable += s.unreadable
+            loaded[plane].append(s)
+            if plane != "ax_t2":
+                break
+    return loaded, unreadable
+
+
+# ----------------------------------------------------------------------------- helpers
+
+def _hit(det: pd.DataFrame | None, index: int, level: str | None = None, side: str | None = None,
+         image_col: str = "image") -> pd.Series | None:
+    """Most confident detection on one slice (of a level / side)."""
+    if det is None or not len(det):
+        return None
+    keep = det[image_col] == index
+    if level is not None:
+        keep &= det["level"] == level
+    if side is not None:
+        keep &= det["side"] == side
+    rows = det[keep]
+    return rows.loc[rows["conf"].idxmax()] if len(rows) else None
+
+
+def _xyz(loaded: dict[str, list[Series]], key: Key, locs: dict[Key, Loc]) -> np.ndarray | None:
+    loc = locs.get(key)
+    if loc is None:
+        return None
+    s = loaded[key[0]][loc.series]
+    p = geometry.to_patient(s.geoms[loc.index], loc.x, loc.y)
+    return p if np.all(np.isfinite(p)) else None
+
+
+def _place(s: Series, index: int, point: np.ndarray | None) -> tuple[float, float] | None:
+    x, y, _ = geometry.project(s.geoms[index], point)
+    return (x, y) if np.isfinite(x) and np.isfinite(y) else None
+
+
+def _detect(detectors: Detectors, s: Series | None, plane: str, sides=None) -> pd.DataFrame:
+    if s is None:
+        return empty_points()
+    return detectors.points(plane, s.images, s.spacings, sides=sides)
+
+
+# ----------------------------------------------------------------------------- sagittal
+
+@dataclass
+class _Group:
+    """One sagittal plane/side: its series, detections, target slice per level, allowed slices."""
+
+    plane: str
+    side: str | None
+    series: Series
+    det: pd.DataFrame
+    targets: dict[str, int]
+    allowed: list[int]
+
+    def key(self, level: str) -> Key:
+        return (self.plane, level, self.side)
+
+
+def _sagittal(loaded, detectors, p: Params, policy: str, locs: dict[Key, Loc]) -> list[_Group]:
+    groups: list[_Group] = []
+    t2 = loaded["sag_t2"][0] if loaded["sag_t2"] else None
+    t1 = loaded["sag_t1"][0] if loaded["sag_t1"] else None
+    t2_index = None
+    if t2 is not None:
+        det = _detect(detectors, t2, "sag_t2")
+        t2_index = select.midline_index(det, len(t2)) if policy == "anatomy" else select.central_index(len(t2))
+        groups.append(_Group("sag_t2", None, t2, det, {lv: t2_index for lv in schema.LEVELS},
+                             list(range(len(t2)))))
+    if t1 is not None:
+        mid = select.midline_x(t2, t2_index, t1)
+        sides = select.slice_sides(t1, mid)
+        if policy == "anatomy":
+            det = _detect(detectors, t1, "sag_t1", sides=sides)
+            chosen = select.foramen_slices(det, t1, sides, mid)
+            allowed = {sd: [i for i in range(len(t1)) if sides[i] == sd] for sd in SIDES}
+        else:  # the notebook: central slice for both sides, sides mixed
+            det = _detect(detectors, t1, "sag_t1")
+            c = select.central_index(len(t1))
+            chosen = {(lv, sd): c for lv in schema.LEVELS for sd in SIDES}
+            allowed = {sd: list(range(len(t1))) for sd in SIDES}
+        for sd in SIDES:
+            groups.append(_Group("sag_t1", sd, t1, det, {lv: chosen[(lv, sd)] for lv in schema.LEVELS},
+                                 allowed[sd] or list(range(len(t1)))))
+    for g in groups:
+        for lv in schema.LEVELS:
+            hit = _hit(g.det, g.targets[lv], level=lv)
+            if hit is not None:
+                locs[g.key(lv)] = Loc(0, g.targets[lv], float(hit["x"]), float(hit["y"]), float(hit["conf"]))
+    _impute_sagittal(loaded, groups, p, locs)
+    return groups
+
+
+def _other_sources(g: _Group, level: str) -> list[list[Key]]:
+    """Structures whose position stands in for a missed one, best first."""
+    if g.plane == "sag_t2":
+        return [[("sag_t1", level, "left"), ("sag_t1", level, "right")]]
+    other = "right" if g.side == "left" else "left"
+    return [[("sag_t1", level, other)], [("sag_t2", level, None)]]
+
+
+def _mean_xyz(loaded, keys: list[Key], locs) -> np.ndarray | None:
+    pts = [x for x in (_xyz(loaded, k, locs) for k in keys) if x is not None]
+    return np.mean(pts, axis=0) if pts else None
+
+
+def _impute_sagittal(loaded, groups: list[_Group], p: Params, locs: dict[Key, Loc]) -> None:
+    k = p.rois.neighbour_slices
+    for g in groups:  # a. the same level on neighbouring slices
+        for lv in schema.LEVELS:
+            t = g.targets[lv]
+            if g.key(lv) in locs:
+                continue
+            row = impute.nearby_detection(g.det, t, g.allowed, k, level=lv)
+            if row is not None:
+                x, y = impute.move(g.series, int(row["image"]), float(row["x"]), float(row["y"]), t)
+                locs[g.key(lv)] = Loc(0, t, x, y, source=IMPUTED)
+    found = dict(locs)  # b and c build only on detections and neighbour-slice finds
+    for g in groups:  # b. the other sagittal series / side, shifted by this study's offset between them
+        for lv in schema.LEVELS:
+            if g.key(lv) in locs:
+                continue
+            for keys in _other_sources(g, lv):
+                src = _mean_xyz(loaded, keys, found)
+                if src is None:
+                    continue
+                pairs = [(_xyz(loaded, g.key(o), found), _mean_xyz(loaded, [(kk[0], o, kk[2]) for kk in keys], found))
+                         for o in schema.LEVELS if o != lv]
+                shift = impute.mean_displacement(pairs)
+                xy = _place(g.series, g.targets[lv], src + (shift if shift is not None else 0.0))
+                if xy is not None:
+                    locs[g.key(lv)] = Loc(0, g.targets[lv], *xy, source=IMPUTED)
+                    break
+    for g in groups:  # c. interpolation between found levels; d. geometric fallback
+        known = {i: _xyz(loaded, g.key(o), locs) for i, o in enumerate(schema.LEVELS) if g.key(o) in locs}
+        for i, lv in enumerate(schema.LEVELS):
+            if g.key(lv) in locs:
+                continue
+            t = g.targets[lv]
+            point = impute.interpolate_level(known, i, p.rois.level_spacing_mm)
+            xy = _place(g.series, t, point)
+            if xy is None:
+                xy = impute.fallback_pixel(g.series, t, i, len(schema.LEVELS))
+            locs[g.key(lv)] = Loc(0, t, *xy, source=IMPUTED)
+
+
+# ----------------------------------------------------------------------------- axial
+
+def _axial_reference(loaded, locs) -> dict[str, np.ndarray]:
+    """Each level's sagittal position (mm): the canal point, else the foramina's mean."""
+    ref = {}
+    for lv in schema.LEVELS:
+        point = _xyz(loaded, ("sag_t2", lv, None), locs)
+        if point is None:
+            point = _mean_xyz(loaded, [("sag_t1", lv, sd) for sd in SIDES], locs)
+        if point is not None:
+            ref[lv] = point
+    return ref
+
+
+def _axial(loaded, detectors: Detectors, p: Params, policy: str, locs: dict[Key, Loc]) -> None:
+    ax = loaded["ax_t2"]
+    if not ax:
+        return
+    cfg, k = p.rois, p.rois.neighbour_slices
+    ref = _axial_reference(loaded, locs)
+    if policy == "anatomy":
+        chosen = {}
+        for lv, point in ref.items():
+            m = geometry.map_point(point, [s.geoms for s in ax])
+            if m is not None and m.distance <= cfg.axial_max_mm:
+                chosen[lv] = (m.series, m.index)
+    else:
+        chosen = select.notebook_axial(ax)
+    if not chosen:
+        return
+    # the canal centre on each chosen slice: the level's sagittal point projected onto it
+    canal: dict[str, tuple[float, float]] = {}
+    for lv, (s, i) in chosen.items():
+        xy = _place(ax[s], i, ref.get(lv))
+        rows, cols = ax[s].images[i].shape
+        canal[lv] = xy if xy is not None else ((cols - 1) / 2, (rows - 1) / 2)
+    needed: dict[tuple[int, int], float] = {}
+    for lv, (s, i) in chosen.items():
+        span = max(k, *(abs(o) for o in _offsets(p, "ax_t2")))
+        for o in range(-span, span + 1):
+            j = geometry.neighbour(i, o, ax[s].blocks, 1)
+            needed.setdefault((s, j), canal[lv][0])
+    slices = sorted(needed)
+    det = detectors.points("ax_t2", [ax[s].images[j] for s, j in slices],
+                           [ax[s].spacings[j] for s, j in slices],
+                           midlines=[needed[sj] for sj in slices])
+    det = det.assign(series=[slices[int(i)][0] for i in det["image"]],
+                     slice=[slices[int(i)][1] for i in det["image"]]) if len(det) else det.assign(series=[], slice=[])
+    for lv, (s, i) in chosen.items():
+        own = det[det["series"] == s] if len(det) else det
+        for sd in SIDES:
+            hit = _hit(own, i, side=sd, image_col="slice")
+            if hit is not None:
+                locs[("ax_t2", lv, sd)] = Loc(s, i, float(hit["x"]), float(hit["y"]), float(hit["conf"]))
+    _impute_axial(ax, chosen, canal, det, p, locs)
+
+
+def _offsets(p: Params, plane: str) -> list[int]:
+    from lsdc.rois.slots import offsets
+
+    return offsets(getattr(p.rois.slices, plane))
+
+
+def _impute_axial(ax: list[Series], chosen, canal, det: pd.DataFrame, p: Params, locs) -> None:
+    k = p.rois.neighbour_slices
+    for lv, (s, i) in chosen.items():  # a. the same side on neighbouring slices of the block
+        same_block = [j for j in range(len(ax[s])) if ax[s].blocks[j] == ax[s].blocks[i]]
+        own = det[det["series"] == s].assign(image=lambda d: d["slice"]) if len(det) else None
+        for sd in SIDES:
+            if ("ax_t2", lv, sd) in locs:
+                continue
+            row = impute.nearby_detection(own, i, same_block, k, side=sd)
+            if row is not None:
+                x, y = impute.move(ax[s], int(row["image"]), float(row["x"]), float(row["y"]), i)
+                locs[("ax_t2", lv, sd)] = Loc(s, i, x, y, source=IMPUTED)
+    found = dict(locs)
+    for lv, (s, i) in chosen.items():  # b. the other side mirrored about the canal centre
+        for sd, other in (("left", "right"), ("right", "left")):
+            key, okey = ("ax_t2", lv, sd), ("ax_t2", lv, other)
+            if key not in locs and okey in found:
+                o = found[okey]
+                locs[key] = Loc(s, i, impute.mirror_x(o.x, canal[lv][0]), o.y, source=IMPUTED)
+    for lv, (s, i) in chosen.items():  # c. this study's zone-to-canal offset; d. a fixed offset
+        g = ax[s].geoms[i]
+        canal_mm = geometry.to_patient(g, *canal[lv])
+        for sd in SIDES:
+            key = ("ax_t2", lv, sd)
+            if key in locs:
+                continue
+            pairs = []
+            for o, (so, io) in chosen.items():
+                if ("ax_t2", o, sd) in found and o != lv:
+                    f = found[("ax_t2", o, sd)]
+                    pairs.append((geometry.to_patient(ax[so].geoms[io], f.x, f.y),
+                                  geometry.to_patient(ax[so].geoms[io], *canal[o])))
+            shift = impute.mean_displacement(pairs)
+            if shift is None:
+                shift = np.array([p.rois.zone_offset_mm if sd == "left" else -p.rois.zone_offset_mm, 0.0, 0.0])
+            xy = _place(ax[s], i, canal_mm + shift)
+            if xy is None:  # no geometry: a fixed pixel offset (patient left = image right)
+                col_sp = ax[s].spacings[i][1]
+                sign = 1 if sd == "left" else -1
+                xy = (canal[lv][0] + sign * p.rois.zone_offset_mm / col_sp, canal[lv][1])
+            locs[key] = Loc(s, i, *xy, source=IMPUTED)
+
+
+# ----------------------------------------------------------------------------- crops
+
+def crop_rows(task: StudyTask, loaded, locs: dict[Key, Loc], p: Params) -> tuple[np.ndarray, list[tuple]]:
+    """Crops and index rows for every slot, in slot order."""
+    slots = study_slots(p.rois)
+    size = p.rois.roi_size
+    crops = np.zeros((len(slots), size, size), dtype=np.uint8)
+    rows: list[tuple] = []
+    for r, slot in enumerate(slots):
+        loc = locs.get((slot.plane, slot.level, slot.side))
+        if loc is None:
+            rows.append((task.study_id, task.split, slot.plane, None, None, slot.offset, slot.level, slot.side,
+                         np.nan, np.nan, np.nan, np.nan, np.nan, np.nan, MISSING))
+            continue
+        s = loaded[slot.plane][loc.series]
+        j = geometry.neighbour(loc.index, slot.offset, s.blocks, s.direction)
+        x, y = (loc.x, loc.y) if j == loc.index else impute.move(s, loc.index, loc.x, loc.y, j)
+        crops[r] = crop_physical(s.images[j], s.spacings[j], x, y, getattr(p.rois.crop_mm, slot.plane), size)
+        px, py, pz = geometry.to_patient(s.geoms[j], x, y)
+        rows.append((task.study_id, task.split, slot.plane, s.series_id, s.instances[j], slot.offset, slot.level,
+                     slot.side, float(x), float(y), float(px), float(py), float(pz), loc.conf, loc.source))
+    return crops, rows
+
+
+def extract_study(task: StudyTask, root: str, detectors: Detectors, p: Params) -> StudyResult:
+    """Every crop of one study (see module doc)."""
+    policy = select.check_policy(p.rois.selection)
+    loaded, unreadable = load_planes(task, root)
+    locs: dict[Key, Loc] = {}
+    _sagittal(loaded, detectors, p, policy, locs)
+    _axial(loaded, detectors, p, policy, locs)
+    crops, rows = crop_rows(task, loaded, locs, p)
+    notes = [f"no readable {pl} series" for pl in schema.PLANES if not loaded[pl]]
+    return StudyResult(task.study_id, task.split, crops, rows, unreadable, notes)

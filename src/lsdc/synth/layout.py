@@ -1,0 +1,43 @@
+"""Facts about the real RSNA 2024 series that the synthetic layout reproduces.
+
+Source: /work/shared/reference/rsna2024_label_stats.json and rsna2024-facts.md. Indexed by
+plane name (schema.PLANES) so that no RSNA string is written here.
+"""
+
+from __future__ import annotations
+
+# Series per study: (Axial T2, Sagittal T1, Sagittal T2/STIR series, studies in the real data).
+SERIES_COMPOSITION: tuple[tuple[int, int, int, int], ...] = (
+    (1, 1, 1, 1632),
+    (2, 1, 1, 304),
+    (3, 1, 1, 28),
+    (1, 2, 1, 5),
+    (1, 0, 1, 2),
+    (2, 2, 1, 2),
+    (1, 1, 0, 1),
+    (4, 1, 1, 1),
+)
+
+# Image shapes (rows, cols): series count, per plane (the twelve most common of each).
+IMAGE_SHAPES: dict[str, tuple[tuple[int, int, int], ...]] = {
+    "sag_t1": (
+        (512, 512, 817), (384, 384, 348), (320, 320, 311), (256, 256, 112), (760, 640, 89),
+        (448, 448, 80), (852, 768, 29), (540, 384, 26), (528, 512, 26), (544, 512, 16),
+        (768, 768, 16), (640, 576, 14),
+    ),
+    "sag_t2": (
+        (512, 512, 496), (320, 320, 421), (448, 448, 284), (384, 384, 227), (576, 576, 69),
+        (836, 704, 58), (640, 640, 51), (768, 768, 51), (256, 256, 44), (462, 448, 42),
+        (456, 384, 32), (476, 448, 23),
+    ),
+    "ax_t2": (
+        (320, 320, 689), (512, 512, 556), (640, 640, 429), (384, 384, 213), (256, 256, 128),
+        (448, 448, 96), (272, 272, 43), (608, 608, 32), (360, 384, 21), (288, 288, 20),
+        (576, 576, 18), (480, 480, 17),
+    ),
+}
+
+# Axial series instance order: head-to-feet, feet-to-head, neither (2006 / 283 / 9 series).
+AXIAL_ORDER_SHARES = (2006 / 2298, 283 / 2298, 9 / 2298)
+MIXED_SHAPE_AXIAL_SHARE = 27 / 2340  # axial series mixing two slice sizes
+ODD_INSTANCE_OFFSET_SHARE = 1 / 600  # series numbered like 5031.. instead of 1..
