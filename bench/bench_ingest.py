@@ -4,8 +4,8 @@ with 2 worker processes (medians over repeats).
 
     .venv/bin/python bench/bench_ingest.py [--root data/synthetic] [--repeats 3] [--studies 12]
 
-Uses data/synthetic when it holds images, else writes a temporary RSNA-layout dataset
-(RLE Lossless, 16/12 bits, 256-384 px, one slice per file) and removes it afterwards.
+Uses data/synthetic when it holds images, else generates a temporary synthetic dataset
+(lsdc.synth: RLE Lossless, 16/12 bits, one slice per file) and removes it afterwards.
 The page cache is warmed first, so the figures measure parsing, not the disk.
 """
 
@@ -20,56 +20,20 @@ from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pydicom
-from pydicom.dataset import FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, RLELossless, generate_uid
 
 from lsdc import dicom, schema
 from lsdc.ingest import build_index
 
 
-def _write_slice(path: Path, rng: np.random.Generator, size: int, instance: int, plane: str) -> None:
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = MRImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = pydicom.Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID, ds.Modality = MRImageStorage, meta.MediaStorageSOPInstanceUID, "MR"
-    ds.SeriesDescription = schema.DESCRIPTION_OF_PLANE[plane]
-    ds.InstanceNumber = instance
-    axial = plane == "ax_t2"
-    ds.ImagePositionPatient = [-80.0, -80.0, 4.0 * instance] if axial else [4.0 * instance, -80.0, 80.0]
-    ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0] if axial else [0, 1, 0, 0, 0, -1]
-    ds.PixelSpacing, ds.SliceThickness = [0.5, 0.5], 4.0
-    ds.Rows = ds.Columns = size
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
-    ds.PixelData = rng.integers(0, 4096, (size, size), dtype=np.uint16).tobytes()
-    ds.compress(RLELossless)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ds.save_as(path, enforce_file_format=True)
+def make_dataset(root: Path, n_studies: int = 12, seed: int = 0) -> Path:
+    """A synthetic RSNA-layout root from the built-in generator (real-world-like files)."""
+    from lsdc.params import Synth
+    from lsdc.synth import generate
 
-
-def make_dataset(root: Path, n_studies: int = 12, slices: int = 15, seed: int = 0) -> Path:
-    """A small RSNA-layout root: n_studies x 3 series x ``slices`` RLE files."""
-    rng = np.random.default_rng(seed)
-    series_rows = []
-    for s in range(n_studies):
-        study = 10_000 + s
-        for k, plane in enumerate(schema.PLANES):
-            series = study * 10 + k
-            series_rows.append((study, series, schema.DESCRIPTION_OF_PLANE[plane]))
-            size = int(rng.choice([256, 320, 384]))
-            for i in range(1, slices + 1):
-                _write_slice(root / schema.TRAIN_IMAGES / str(study) / str(series) / f"{i}.dcm",
-                             rng, size, i, plane)
-    pd.DataFrame(series_rows, columns=list(schema.SERIES_COLUMNS)).to_csv(root / schema.TRAIN_SERIES_CSV, index=False)
-    labels = [[10_000 + s] + ["Normal/Mild"] * len(schema.LABEL_COLUMNS) for s in range(n_studies)]
-    pd.DataFrame(labels, columns=list(schema.TRAIN_COLUMNS)).to_csv(root / schema.TRAIN_CSV, index=False)
-    pd.DataFrame(columns=list(schema.COORDS_COLUMNS)).to_csv(root / schema.COORDS_CSV, index=False)
+    n_test = max(1, n_studies // 6)
+    synth = Synth(seed=seed, n_train=n_studies - n_test, n_test=n_test, workers=2)
+    generate.generate(synth, root, progress=False)
     return root
 
 

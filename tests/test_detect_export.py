@@ -58,3 +58,19 @@ def test_export_without_annotations_fails_clearly(tmp_path):
     root, index, folds = write_index(tmp_path, n_studies=2)
     with pytest.raises(ValueError, match="no usable ax_t2"):
         export_plane("ax_t2", _params(root), index, folds, tmp_path / "yolo")
+
+
+def test_sagittal_points_completed_from_neighbouring_slices():
+    from lsdc.detect.export import complete_points
+
+    pts = pd.DataFrame({
+        "series_id": [1, 1, 1, 1], "stem": ["a", "a", "b", "c"], "instance_number": [5, 5, 6, 9],
+        "spatial_rank": [0, 0, 1, 4], "condition": ["Left Neural Foraminal Narrowing"] * 4,
+        "level": ["L1/L2", "L2/L3", "L3/L4", "L4/L5"], "x": [1.0, 2.0, 3.0, 4.0], "y": [0.0] * 4,
+        "completed": False,
+    })
+    out = complete_points(pts, 1)
+    added = out[out["completed"]].sort_values(["stem", "level"])
+    assert list(zip(added["stem"], added["level"], added["x"])) == [
+        ("a", "L3/L4", 3.0), ("b", "L1/L2", 1.0), ("b", "L2/L3", 2.0)]  # c is 3 slices away: untouched
+    assert (added["instance_number"].to_numpy() == [5, 6, 6]).all()

@@ -83,6 +83,7 @@ class Detect:
     val_fold: int = 0
     imgsz: int = 256
     box_mm: BoxMm = field(default_factory=BoxMm)
+    complete_slices: int = 1
     model: str = "yolov8.yaml"
     width_multiple: float = 0.125
     depth_multiple: float = 0.33

@@ -103,6 +103,8 @@ def evaluate_split(model, yolo_dir: Path, plane: str, cfg: Detect, split: str = 
     images = images[images["split"] == split].reset_index(drop=True)
     points = pd.read_parquet(yolo_dir / "points.parquet")
     points = points[points["split"] == split]
+    if "completed" in points:  # measure on the readers' own clicks only
+        points = points[~points["completed"].astype(bool)]
     if images.empty:
         raise ValueError(f"{yolo_dir / 'images.parquet'}: no {split} images to evaluate")
     pred = predict_export(model, yolo_dir, images, plane, cfg)

@@ -86,6 +86,28 @@ def _export_series(task: dict) -> list[str]:
     return written
 
 
+def complete_points(pts: pd.DataFrame, max_slices: int) -> pd.DataFrame:
+    """Add to every annotated sagittal slice the points of the same condition (so the same
+    side) annotated on slices of its series at most `max_slices` away, for levels it lacks.
+
+    Readers click each foramen on whichever slice shows it best, so a slice's own clicks
+    are a partial set; the neighbouring slice shows the same structure at almost the same
+    in-plane position. Added rows have completed=True (the nearest slice wins).
+    """
+    slices = pts.drop_duplicates("stem")[["series_id", "stem", "spatial_rank", "instance_number"]]
+    cand = pts.drop(columns=["stem", "instance_number"]).merge(
+        slices, on="series_id", suffixes=("_src", ""))
+    cand = cand[(cand["spatial_rank_src"] - cand["spatial_rank"]).abs().between(1, max_slices)]
+    have = set(zip(pts["stem"], pts["condition"], pts["level"]))
+    new = np.array([(s, c, lv) not in have for s, c, lv in zip(cand["stem"], cand["condition"], cand["level"])],
+                   dtype=bool)
+    cand = cand[new]
+    cand = cand.assign(dist=(cand["spatial_rank_src"] - cand["spatial_rank"]).abs())
+    cand = cand.sort_values(["stem", "condition", "level", "dist"]).drop_duplicates(["stem", "condition", "level"])
+    cand = cand.assign(completed=True).drop(columns=["spatial_rank_src", "dist"])
+    return pd.concat([pts, cand[pts.columns]], ignore_index=True)
+
+
 def build_tables(
     coords: pd.DataFrame, instances: pd.DataFrame, folds: pd.DataFrame, plane: str, p: Params
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -99,9 +121,12 @@ def build_tables(
         pts = pts[~no_fold]
     inst = instances.assign(slice_side=slice_sides(instances))
     key = ["study_id", "series_id", "instance_number"]
-    pts = pts.merge(inst[key + ["path", "slice_side"]], on=key, how="inner")
+    pts = pts.merge(inst[key + ["path", "slice_side", "spatial_rank"]], on=key, how="inner")
     pts["split"] = np.where(pts["fold"] == p.detect.val_fold, "val", "train")
     pts["stem"] = [f"{s}_{r}_{i}" for s, r, i in zip(pts["study_id"], pts["series_id"], pts["instance_number"])]
+    pts["completed"] = False
+    if plane != "ax_t2" and p.detect.complete_slices > 0:
+        pts = complete_points(pts, p.detect.complete_slices)
     pts["side"] = [lab.point_key(plane, c, lv)[1] for c, lv in zip(pts["condition"], pts["level"])]
     pts["class"] = [lab.class_of_point(plane, p.detect.classes, c, lv) for c, lv in zip(pts["condition"], pts["level"])]
     images = (
@@ -112,7 +137,7 @@ def build_tables(
              slice_side=("slice_side", "first"), path=("path", "first"))
         .reset_index()
     )
-    points = pts[["stem", "split", "condition", "level", "side", "x", "y", "class"]].reset_index(drop=True)
+    points = pts[["stem", "split", "condition", "level", "side", "x", "y", "class", "completed"]].reset_index(drop=True)
     return images, points
 
 

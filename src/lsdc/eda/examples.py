@@ -71,13 +71,15 @@ def _draw_panel(ax, image: np.ndarray | None, points: pd.DataFrame, title: str,
     for _, p in points.iterrows():
         color = plots.GRADE_COLORS[p["grade"]]
         ax.scatter([p["x"]], [p["y"]], s=40, facecolors="none", edgecolors=color, linewidths=1.5)
-        ax.annotate(point_label(p["condition"], p["level"]), (p["x"], p["y"]), xytext=(5, -5),
+        left_half = p["x"] < image.shape[1] / 2  # label away from the image centre
+        ax.annotate(point_label(p["condition"], p["level"]), (p["x"], p["y"]),
+                    xytext=(-6 if left_half else 6, -3), ha="right" if left_half else "left",
                     textcoords="offset points", color=color, fontsize=7, fontweight="bold",
                     path_effects=[patheffects.withStroke(linewidth=2, foreground="black")])
 
 
 def example_slices(instances: pd.DataFrame, coords: pd.DataFrame, series: pd.DataFrame,
-                   data_root: Path, study_id: int, path: Path, max_panels: int = 4) -> Path:
+                   data_root: Path, study_id: int, path: Path, max_panels: int = 5) -> Path:
     """One row per series of `study_id`, up to `max_panels` slices each, points coloured by grade."""
     import matplotlib.pyplot as plt
 
@@ -111,7 +113,7 @@ def example_slices(instances: pd.DataFrame, coords: pd.DataFrame, series: pd.Dat
     handles = [plt.Line2D([], [], marker="o", ls="", markerfacecolor="none", color=c, label=k)
                for k, c in plots.GRADE_COLORS.items()]
     fig.legend(handles=handles, loc="lower center", ncol=4, frameon=False,
-               bbox_to_anchor=(0.5, -0.02))
+               bbox_to_anchor=(0.5, -0.035))
     fig.suptitle(f"Study {study_id}: annotated slices (L/R = side)", y=1.0)
     fig.tight_layout()
     return plots.save(fig, path)

@@ -266,16 +266,19 @@ def coords_scatter(norm: pd.DataFrame, path: Path, hue: str, max_points: int, se
     if len(data) > max_points:
         data = data.sample(max_points, random_state=seed)
     palette = LEVEL_COLORS if hue == "level" else GRADE_COLORS
+    draw_order = list(palette) if hue == "level" else [stats.MISSING, *schema.SEVERITIES]
     fig, axes = plt.subplots(1, len(schema.CONDITIONS), figsize=(19, 4.3), sharex=normalised,
                              sharey=normalised)
     for ax, condition in zip(axes, schema.CONDITIONS):
         sub = data[data["condition"] == condition]
         if sub.empty:
             no_data(ax, "no coordinates")
-        for key, color in palette.items():
+        for key in draw_order:  # rarer grades last so they are not buried
             part = sub[sub[hue] == key]
             if len(part):
-                ax.scatter(part[xc], part[yc], s=6, alpha=0.6, color=color, label=key, lw=0)
+                common = hue == "grade" and key in (schema.SEVERITIES[0], stats.MISSING)
+                ax.scatter(part[xc], part[yc], s=5 if common else 8, alpha=0.35 if common else 0.8,
+                           color=palette[key], label=key, lw=0)
         if normalised:
             ax.set_xlim(0, 1)
             ax.set_ylim(1, 0)
@@ -311,8 +314,8 @@ def coords_density(norm: pd.DataFrame, path: Path, bins: int = 32) -> Path:
             r, c = i * (bins + gap), j * (bins + gap)
             mosaic[r:r + bins, c:c + bins] = np.where(tile > 0, tile, 0.0)
     fig, ax = plt.subplots(figsize=(11, 10.5))
-    cmap = matplotlib.colormaps["magma_r"].with_extremes(bad="white")
-    ax.imshow(mosaic, cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
+    cmap = matplotlib.colormaps["magma_r"].with_extremes(bad="white", under="#f2f2f2")
+    ax.imshow(mosaic, cmap=cmap, vmin=1e-9, vmax=1, interpolation="nearest")  # empty bins: under
     centers = lambda n: [k * (bins + gap) + bins / 2 - 0.5 for k in range(n)]  # noqa: E731
     ax.set_xticks(centers(n_l), schema.LEVELS)
     ax.set_yticks(centers(n_c), [c.replace(" ", "\n", 1) for c in schema.CONDITIONS], fontsize=9)

@@ -177,8 +177,11 @@ def image_sizes(series: pd.DataFrame) -> pd.DataFrame:
     size = known["rows"].astype("int64").astype(str) + "x" + known["cols"].astype("int64").astype(str)
     table = (pd.DataFrame({"series_description": desc, "size": size})
              .groupby(["series_description", "size"]).size().rename("n_series").reset_index())
-    return table.sort_values(["series_description", "n_series"], ascending=[True, False],
-                             ignore_index=True)
+    order = {d: i for i, d in enumerate(schema.PLANE_OF_DESCRIPTION)}  # RSNA order, then others
+    rank = table["series_description"].map(lambda d: (order.get(d, len(order)), d))
+    table = table.assign(_rank=rank).sort_values(["_rank", "n_series"], ascending=[True, False],
+                                                 kind="stable", ignore_index=True)
+    return table.drop(columns="_rank")
 
 
 def left_right_subarticular_x(coords: pd.DataFrame) -> tuple[int, int]:

@@ -66,29 +66,21 @@ def orientation_blocks(geoms: Sequence[SliceGeometry | None]) -> np.ndarray:
     return labels
 
 
-def series_direction(geoms: Sequence[SliceGeometry | None], plane: str) -> int:
-    """+1 when a higher slice index moves along the plane's OFFSET_AXIS, else -1.
-
-    Uses the sign-aligned mean slice normal (the sort key of dicom.series_positions),
-    falling back to the first and last slice centres."""
-    normals = [g.normal for g in geoms if g is not None]
-    if not normals:
-        return 1
-    aligned = [n if n @ normals[0] >= 0 else -n for n in normals]
-    along = float(np.mean(aligned, axis=0) @ OFFSET_AXIS[plane])
-    if abs(along) < 1e-6:
-        first = next(g for g in geoms if g is not None)
-        last = next(g for g in reversed(geoms) if g is not None)
-        along = float((slice_centre(last) - slice_centre(first)) @ OFFSET_AXIS[plane])
-    return 1 if along >= 0 else -1
+def axis_keys(geoms: Sequence[SliceGeometry | None], plane: str) -> np.ndarray:
+    """Position of each slice centre along the plane's OFFSET_AXIS (mm); slices without
+    geometry get their index (so they keep their place in the series order)."""
+    keys = np.array([float(slice_centre(g) @ OFFSET_AXIS[plane]) if g is not None else np.nan for g in geoms])
+    return np.where(np.isfinite(keys), keys, np.arange(len(geoms), dtype=float)) if len(keys) else keys
 
 
-def neighbour(index: int, offset: int, blocks: np.ndarray, direction: int) -> int:
-    """The slice `offset` steps from `index` (positive = along OFFSET_AXIS), within the same
-    orientation block, clamped at the block's ends."""
+def neighbour(index: int, offset: int, blocks: np.ndarray, keys: np.ndarray) -> int:
+    """The slice `offset` steps from `index` within its orientation block, steps counted
+    in order of `keys` (axis_keys: positive = towards patient left on sagittal planes,
+    towards the head on axial ones), clamped at the block's ends."""
     members = np.flatnonzero(blocks == blocks[index])
-    rank = int(np.searchsorted(members, index))
-    return int(members[int(np.clip(rank + offset * direction, 0, len(members) - 1))])
+    members = members[np.lexsort((members, keys[members]))]
+    rank = int(np.flatnonzero(members == index)[0])
+    return int(members[int(np.clip(rank + offset, 0, len(members) - 1))])
 
 
 def map_point(point: np.ndarray | None, series_geoms: Sequence[Sequence[SliceGeometry | None]],

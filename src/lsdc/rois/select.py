@@ -80,12 +80,10 @@ def midline_x(t2: Series | None, t2_index: int | None, t1: Series | None) -> flo
 def slice_sides(series: Series, mid_x: float) -> list[str]:
     """'left' / 'right' per slice: patient x of the slice centre against the midline
     (+x = patient left). Without geometry: the upper half of the index range is
-    taken along the series direction."""
+    taken in axis order (axis_keys)."""
     xs = np.array([geometry.lateral_x(g) for g in series.geoms])
     if not np.isfinite(mid_x) or not np.isfinite(xs).all():
-        half = (len(series) - 1) / 2
-        along = (np.arange(len(series)) - half) * series.direction
-        return ["left" if a > 0 else "right" for a in along]
+        return ["left" if k > np.median(series.keys) else "right" for k in series.keys]
     return ["left" if x > mid_x else "right" for x in xs]
 
 
@@ -100,7 +98,7 @@ def foramen_slices(det: pd.DataFrame, series: Series, sides: Sequence[str], mid_
         own = [i for i in range(n) if sides[i] == side]
         if not own:  # no slice on that side: the one nearest to it
             sign = 1.0 if side == "left" else -1.0
-            key = np.nan_to_num(xs * sign, nan=0.0) if np.isfinite(xs).any() else np.arange(n) * series.direction * sign
+            key = series.keys * sign
             own = [int(np.argmax(key))]
         own_scores = scores[own]
         if own_scores.any():

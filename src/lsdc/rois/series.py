@@ -34,7 +34,7 @@ class Series:
 
     def __post_init__(self) -> None:
         self.blocks = geometry.orientation_blocks(self.geoms)
-        self.direction = geometry.series_direction(self.geoms, self.plane)
+        self.keys = geometry.axis_keys(self.geoms, self.plane)  # neighbour order (geometry.neighbour)
 
     def __len__(self) -> int:
         return len(self.images)

@@ -267,7 +267,7 @@ def _axial(loaded, detectors: Detectors, p: Params, policy: str, locs: dict[Key,
     for lv, (s, i) in chosen.items():
         span = max(k, *(abs(o) for o in _offsets(p, "ax_t2")))
         for o in range(-span, span + 1):
-            j = geometry.neighbour(i, o, ax[s].blocks, 1)
+            j = geometry.neighbour(i, o, ax[s].blocks, ax[s].keys)
             needed.setdefault((s, j), canal[lv][0])
     slices = sorted(needed)
     det = detectors.points("ax_t2", [ax[s].images[j] for s, j in slices],
@@ -348,7 +348,7 @@ def crop_rows(task: StudyTask, loaded, locs: dict[Key, Loc], p: Params) -> tuple
                          np.nan, np.nan, np.nan, np.nan, np.nan, np.nan, MISSING))
             continue
         s = loaded[slot.plane][loc.series]
-        j = geometry.neighbour(loc.index, slot.offset, s.blocks, s.direction)
+        j = geometry.neighbour(loc.index, slot.offset, s.blocks, s.keys)
         x, y = (loc.x, loc.y) if j == loc.index else impute.move(s, loc.index, loc.x, loc.y, j)
         crops[r] = crop_physical(s.images[j], s.spacings[j], x, y, getattr(p.rois.crop_mm, slot.plane), size)
         px, py, pz = geometry.to_patient(s.geoms[j], x, y)

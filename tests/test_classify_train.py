@@ -1,0 +1,110 @@
+"""train_classifier on a tiny temp ROI store: checkpoints, OOF table, curves, MLflow runs."""
+
+import json
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from classify_fakes import write_fake_inputs
+from lsdc import params, schema
+from lsdc.classify import data, layout, model, train
+from lsdc.classify.engine import CSV_COLUMNS
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = {"model.name": "resnet10t", "train.epochs": 1, "train.batch_size": 4, "train.device": "cpu"}
+
+
+def run_tiny(root: Path, **overrides):
+    inputs = write_fake_inputs(root / "in", n_studies=12, roi_size=16, n_folds=3)
+    p = params.load(ROOT / "params.yaml", overrides={**TINY, **overrides})
+    out = root / "out"
+    paths = train.Paths(rois_dir=inputs["rois"], labels=inputs["labels"], folds=inputs["folds"],
+                        checkpoints=out / "models", oof=out / "oof.parquet", curves=out / "curves",
+                        summary=out / "classifier.json")
+    return p, inputs, paths, train.run(p, paths)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cls")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LSDC_TRACKING_URI", f"sqlite:///{root}/mlflow.db")
+        yield (*run_tiny(root), root)
+
+
+def test_checkpoints_reload_and_reproduce_their_oof_probabilities(tiny_run):
+    p, inputs, paths, summary, _ = tiny_run
+    oof = pd.read_parquet(paths.oof)
+    folds = pd.read_parquet(inputs["folds"]).sort_values("study_id")
+    assert oof["study_id"].tolist() == folds["study_id"].tolist()
+    assert oof["fold"].tolist() == folds["fold"].tolist()
+    assert list(oof.columns[2:5]) == [f"{schema.LABEL_COLUMNS[0]}__{c}" for c in schema.PROB_COLUMNS]
+    probs = train.probs_of_frame(oof)
+    np.testing.assert_allclose(probs.sum(-1), 1.0, rtol=1e-6)
+    store = data.load_store(inputs["rois"])
+    for k in range(3):
+        ckpt = torch.load(paths.checkpoints / f"fold_{k}.pt", weights_only=True)
+        assert ckpt["model_name"] == "resnet10t" and ckpt["fold"] == k
+        assert ckpt["layout"] == layout.build_layout("anatomical", layout.store_channels(store.index))
+        assert ckpt["in_chans"] == len(ckpt["layout"]) == 5 + 10 + 10
+        assert ckpt["params"]["train.epochs"] == 1
+        rows = (oof["fold"] == k).to_numpy()
+        ids = oof["study_id"][rows].to_numpy()
+        crop_rows, present = layout.assemble(store.index, ids, ckpt["layout"])
+        again = model.predict_probs(ckpt, np.asarray(store.crops[crop_rows]), present)
+        np.testing.assert_allclose(again, probs[rows], atol=1e-5)
+
+
+def test_per_epoch_csv_and_summary(tiny_run):
+    p, inputs, paths, summary, _ = tiny_run
+    for k in range(3):
+        curve = pd.read_csv(paths.curves / f"fold_{k}.csv")
+        assert tuple(curve.columns) == CSV_COLUMNS
+        assert curve["epoch"].tolist() == [0]
+        assert curve["lr"].iloc[0] == pytest.approx(p.train.lr)
+        assert np.isfinite(curve[["train_loss", "val_loss", "score"]].to_numpy()).all()
+    written = json.loads(paths.summary.read_text())
+    assert written["folds"]["fold_1"]["n_val"] == 4
+    assert written["oof_score"]["total"] == pytest.approx(summary["oof_score"]["total"])
+
+
+def test_mlflow_parent_with_one_nested_run_per_fold(tiny_run):
+    root = tiny_run[-1]
+    mlflow.set_tracking_uri(f"sqlite:///{root}/mlflow.db")
+    runs = mlflow.search_runs(experiment_names=["lsdc"])
+    parents = runs[runs["tags.mlflow.parentRunId"].isna()]
+    assert len(parents) == 1
+    children = runs[runs["tags.mlflow.parentRunId"] == parents["run_id"].iloc[0]]
+    assert sorted(children["tags.mlflow.runName"]) == ["fold_0", "fold_1", "fold_2"]
+    assert children["metrics.score"].notna().all()
+    assert parents["metrics.oof_score/total"].notna().all()
+
+
+def test_training_is_deterministic(tmp_path, tiny_run, monkeypatch):
+    monkeypatch.setenv("LSDC_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    _, _, paths, _ = run_tiny(tmp_path)
+    first = pd.read_parquet(tiny_run[2].oof)
+    second = pd.read_parquet(paths.oof)
+    pd.testing.assert_frame_equal(first, second)
+
+
+def test_notebook_layout_trains_on_60_channels(tmp_path, monkeypatch):
+    monkeypatch.setenv("LSDC_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    _, _, paths, summary = run_tiny(tmp_path, **{"train.layout": "notebook"})
+    assert summary["in_chans"] == 60
+    assert torch.load(paths.checkpoints / "fold_0.pt", weights_only=True)["in_chans"] == 60
+
+
+def test_fold_study_without_crops_is_an_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("LSDC_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    inputs = write_fake_inputs(tmp_path, n_studies=6, roi_size=8)
+    folds = pd.read_parquet(inputs["folds"])
+    pd.concat([folds, pd.DataFrame({"study_id": [42], "fold": [0]})]).to_parquet(inputs["folds"])
+    p = params.load(ROOT / "params.yaml", overrides=TINY)
+    paths = train.Paths(rois_dir=inputs["rois"], labels=inputs["labels"], folds=inputs["folds"])
+    with pytest.raises(ValueError, match="no labels for 1 fold studies"):
+        train.run(p, paths)
