@@ -11,8 +11,8 @@ import torch
 
 from classify_fakes import write_fake_inputs
 from lsdc import params, schema
-from lsdc.classify import data, layout, model, train
-from lsdc.classify.engine import CSV_COLUMNS
+from lsdc.classify import augment, data, layout, model, train
+from lsdc.classify.engine import CSV_COLUMNS, train_fold
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = {"model.name": "resnet10t", "train.epochs": 1, "train.batch_size": 4, "train.device": "cpu"}
@@ -84,19 +84,23 @@ def test_mlflow_parent_with_one_nested_run_per_fold(tiny_run):
     assert parents["metrics.oof_score/total"].notna().all()
 
 
-def test_training_is_deterministic(tmp_path, tiny_run, monkeypatch):
-    monkeypatch.setenv("LSDC_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
-    _, _, paths, _ = run_tiny(tmp_path)
-    first = pd.read_parquet(tiny_run[2].oof)
-    second = pd.read_parquet(paths.oof)
-    pd.testing.assert_frame_equal(first, second)
-
-
-def test_notebook_layout_trains_on_60_channels(tmp_path, monkeypatch):
-    monkeypatch.setenv("LSDC_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
-    _, _, paths, summary = run_tiny(tmp_path, **{"train.layout": "notebook"})
-    assert summary["in_chans"] == 60
-    assert torch.load(paths.checkpoints / "fold_0.pt", weights_only=True)["in_chans"] == 60
+def test_training_is_deterministic_on_the_notebook_layout(tiny_run):
+    p, inputs, _, _, _ = tiny_run
+    store = data.load_store(inputs["rois"])
+    folds = data.load_folds(inputs["folds"])
+    y = data.label_array(data.load_labels(inputs["labels"]), folds["study_id"].to_numpy())
+    keys = layout.build_layout("notebook", layout.store_channels(store.index))
+    rows, present = layout.assemble(store.index, folds["study_id"].to_numpy(), keys)
+    val = (folds["fold"] == 0).to_numpy()
+    results = []
+    for _ in range(2):
+        transform = augment.build_augment(p.train.aug, seed=5)
+        train_set = data.StudyCrops(store.crops, rows[~val], present[~val], y[~val], transform)
+        val_set = data.StudyCrops(store.crops, rows[val], present[val], y[val])
+        results.append(train_fold(0, train_set, val_set, p.model, p.train, seed=5))
+    assert next(results[0].model.parameters()).shape[1] == 60
+    np.testing.assert_array_equal(results[0].val_probs, results[1].val_probs)
+    assert results[0].history[0]["train_loss"] == results[1].history[0]["train_loss"]
 
 
 def test_fold_study_without_crops_is_an_error(tmp_path, monkeypatch):

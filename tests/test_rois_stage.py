@@ -5,6 +5,7 @@ leak-freeness, store consistency, distances, imputation and the notebook option.
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -40,8 +41,10 @@ def dataset(tmp_path_factory):
     return base, root, info
 
 
-def _params(root: Path, **overrides):
-    return params_mod.load("params.yaml", overrides={"data.root": str(root), "data.workers": 0, **overrides})
+def _params(root: Path, **rois):
+    """Default params (not the repo's params.yaml, which others edit) for this root."""
+    p = params_mod.Params()
+    return replace(p, data=replace(p.data, root=str(root), workers=0), rois=replace(p.rois, **rois))
 
 
 def _run(base: Path, root: Path, name: str, index_dir: Path | None = None, detectors=None, **overrides):
@@ -106,7 +109,7 @@ def test_crop_centres_match_the_annotations(result, dataset):
     _, _, info = dataset
     centre = index[(index["slice_offset"] == 0) & (index["plane"] == "ax_t2")]
     for sid in (101, 102, 103):  # the axial slice of each level: the annotated one
-        for s_id, inst, condition, level, *_ in info[sid]["coords"]:
+        for _, s_id, inst, condition, level, *_ in info[sid]["coords"]:
             if "Subarticular" not in condition:
                 continue
             side = condition.split()[0].lower()
@@ -149,7 +152,7 @@ def test_missed_detections_are_imputed_close_to_the_truth(dataset):
 
 def test_notebook_selection_mixes_sides_and_keeps_every_row(dataset):
     base, root, _ = dataset
-    metrics, index, _, _ = _run(base, root, "notebook", **{"rois.selection": "notebook"})
+    metrics, index, _, _ = _run(base, root, "notebook", selection="notebook")
     assert len(index) == len(STUDIES) * N_ROWS
     t1 = index[(index["plane"] == "sag_t1") & (index["slice_offset"] == 0) & (index["study_id"] == 101)]
     assert t1.groupby("level")["instance_number"].nunique().eq(1).all()  # left and right: one central slice
@@ -171,6 +174,6 @@ def test_contact_sheets_and_metrics_file(result):
 def test_bad_selection_and_missing_index_fail_clearly(dataset, tmp_path):
     base, root, _ = dataset
     with pytest.raises(ValueError, match="rois.selection"):
-        _run(base, root, "bad", **{"rois.selection": "random"})
+        _run(base, root, "bad", selection="random")
     with pytest.raises(FileNotFoundError, match="studies.parquet"):
         _run(base, root, "noindex", index_dir=tmp_path)

@@ -143,8 +143,8 @@ def test_orientations_and_instance_order(dataset):
 def test_coordinates_inside_on_the_right_plane_and_side(dataset):
     root, _, _ = dataset
     coords = _csv(root, schema.COORDS_CSV)
-    descriptions = dict(zip(_csv(root, schema.TRAIN_SERIES_CSV)["series_id"],
-                            _csv(root, schema.TRAIN_SERIES_CSV)["series_description"]))
+    series_csv = _csv(root, schema.TRAIN_SERIES_CSV)
+    descriptions = dict(zip(series_csv["series_id"], series_csv["series_description"]))
     assert len(coords) > 0
     points = {}
     for row in coords.itertuples(index=False):
@@ -153,7 +153,7 @@ def test_coordinates_inside_on_the_right_plane_and_side(dataset):
         assert 0 <= row.x <= ds.Columns - 1 and 0 <= row.y <= ds.Rows - 1
         plane = schema.PLANE_OF_DESCRIPTION[descriptions[row.series_id]]
         wanted = schema.PLANE_OF_CONDITION[row.condition]
-        studies_series = set(_csv(root, schema.TRAIN_SERIES_CSV).query("study_id == @row.study_id")["series_description"])
+        studies_series = set(series_csv.loc[series_csv["study_id"] == row.study_id, "series_description"])
         if schema.DESCRIPTION_OF_PLANE[wanted] in studies_series:
             assert plane == wanted, row
         if row.x > 12 or row.y > 12:  # not a misplaced click

@@ -130,7 +130,8 @@ def test_label_changes_pixels_only_at_its_place(study, condition):
         if not rows.size:
             continue
         n_changed += rows.size
-        pos = geom.ipp + np.outer(cols * geom.col_spacing, geom.row_dir) + np.outer(rows * geom.row_spacing, geom.col_dir)
+        pos = (geom.ipp + np.outer(cols * geom.col_spacing, geom.row_dir)
+               + np.outer(rows * geom.row_spacing, geom.col_dir))
         dist = np.linalg.norm(pos - target, axis=1)
         assert dist.max() < 25.0, (series.description, number, dist.max())
         if condition != 0:

@@ -31,6 +31,8 @@ COMMANDS: dict[str, tuple[str, tuple[str, ...], str]] = {
     "extract-rois": ("lsdc.rois.stage", ("data", "detect", "rois"), "crop every level and side of every study"),
     "train-classifier": ("lsdc.classify.train", ("cv", "rois", "model", "train"), "cross-validated timm classifier"),
     "evaluate": ("lsdc.evaluate", ("cv",), "competition metric and plots on out-of-fold predictions"),
+    "predict": ("lsdc.predict.stage", ("data", "rois", "predict"), "Kaggle-format submission for the test studies"),
+    "predict-study": ("lsdc.predict.study", ("data", "detect", "rois"), "grade one study folder; table, JSON and overlay PNG"),
     "profile": ("lsdc.profile", (), "switch params.yaml to a named profile (e.g. real-gpu)"),
 }
 

@@ -185,6 +185,13 @@ class Evaluate:
 
 
 @dataclass(frozen=True)
+class Predict:
+    prior_pseudocount: float = 0.5
+    device: str = "auto"
+    batch_size: int = 16
+
+
+@dataclass(frozen=True)
 class Params:
     seed: int = 42
     data: Data = field(default_factory=Data)
@@ -198,6 +205,7 @@ class Params:
     model: Model = field(default_factory=Model)
     train: Train = field(default_factory=Train)
     evaluate: Evaluate = field(default_factory=Evaluate)
+    predict: Predict = field(default_factory=Predict)
 
     def flat(self) -> dict[str, Any]:
         """Dotted keys -> values, e.g. {'synth.n_train': 160}; for logging to MLflow."""

@@ -86,13 +86,15 @@ def _export_series(task: dict) -> list[str]:
     return written
 
 
-def complete_points(pts: pd.DataFrame, max_slices: int) -> pd.DataFrame:
-    """Add to every annotated sagittal slice the points of the same condition (so the same
-    side) annotated on slices of its series at most `max_slices` away, for levels it lacks.
+def complete_points(pts: pd.DataFrame, max_slices: int, same_level: bool = False) -> pd.DataFrame:
+    """Add to every annotated slice the points of the same condition (so the same side)
+    annotated on slices of its series at most `max_slices` away, for levels it lacks.
 
-    Readers click each foramen on whichever slice shows it best, so a slice's own clicks
+    Readers click each structure on whichever slice shows it best, so a slice's own clicks
     are a partial set; the neighbouring slice shows the same structure at almost the same
-    in-plane position. Added rows have completed=True (the nearest slice wins).
+    in-plane position. With `same_level` (axial: the detector does not see levels) a point
+    is added only to a slice already carrying a point of its level. Added rows have
+    completed=True (the nearest slice wins); they are training labels, not evaluated.
     """
     slices = pts.drop_duplicates("stem")[["series_id", "stem", "spatial_rank", "instance_number"]]
     cand = pts.drop(columns=["stem", "instance_number"]).merge(
@@ -101,6 +103,9 @@ def complete_points(pts: pd.DataFrame, max_slices: int) -> pd.DataFrame:
     have = set(zip(pts["stem"], pts["condition"], pts["level"]))
     new = np.array([(s, c, lv) not in have for s, c, lv in zip(cand["stem"], cand["condition"], cand["level"])],
                    dtype=bool)
+    if same_level:
+        levels = set(zip(pts["stem"], pts["level"]))
+        new &= np.array([(st, lv) in levels for st, lv in zip(cand["stem"], cand["level"])], dtype=bool)
     cand = cand[new]
     cand = cand.assign(dist=(cand["spatial_rank_src"] - cand["spatial_rank"]).abs())
     cand = cand.sort_values(["stem", "condition", "level", "dist"]).drop_duplicates(["stem", "condition", "level"])
@@ -125,8 +130,8 @@ def build_tables(
     pts["split"] = np.where(pts["fold"] == p.detect.val_fold, "val", "train")
     pts["stem"] = [f"{s}_{r}_{i}" for s, r, i in zip(pts["study_id"], pts["series_id"], pts["instance_number"])]
     pts["completed"] = False
-    if plane != "ax_t2" and p.detect.complete_slices > 0:
-        pts = complete_points(pts, p.detect.complete_slices)
+    if p.detect.complete_slices > 0:
+        pts = complete_points(pts, p.detect.complete_slices, same_level=plane == "ax_t2")
     pts["side"] = [lab.point_key(plane, c, lv)[1] for c, lv in zip(pts["condition"], pts["level"])]
     pts["class"] = [lab.class_of_point(plane, p.detect.classes, c, lv) for c, lv in zip(pts["condition"], pts["level"])]
     images = (

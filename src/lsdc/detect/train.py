@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
+import resource
 import shutil
 import time
 from pathlib import Path
@@ -70,6 +72,12 @@ def train_args(p: Params, data_yaml: Path, run_dir: Path) -> dict:
     )
 
 
+def _cpu_seconds() -> float:
+    """CPU time (user + system) of this process: comparable across loaded machines."""
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def _epoch_logger(trainer) -> None:
     import mlflow
 
@@ -115,10 +123,10 @@ def train_plane(p: Params, plane: str, yolo_dir: Path, models_dir: Path = MODELS
     else:
         model = YOLO(str(model_yaml(p.detect, len(names), scratch / f"lsdc_{plane}_arch.yaml")), task="detect")
     model.add_callback("on_fit_epoch_end", _epoch_logger)
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), _cpu_seconds()
     model.train(**train_args(p, data_yaml, run_dir))
     trainer = model.trainer
-    train_s = time.perf_counter() - t0
+    train_s, train_cpu = time.perf_counter() - t0, _cpu_seconds() - cpu0
     metrics = {"plane": plane, "classes": p.detect.classes, **_detection_metrics(trainer)}
     best = Path(trainer.best) if Path(trainer.best).exists() else Path(trainer.last)
     models_dir.mkdir(parents=True, exist_ok=True)
@@ -129,9 +137,13 @@ def train_plane(p: Params, plane: str, yolo_dir: Path, models_dir: Path = MODELS
     t1 = time.perf_counter()
     loc, _ = evaluate.evaluate_split(YOLO(str(weights), task="detect"), yolo_dir, plane, p.detect)
     metrics.update(loc)
-    metrics.update(train_seconds=round(train_s, 1), eval_seconds=round(time.perf_counter() - t1, 1),
-                   epochs=p.detect.epochs, n_params=int(sum(x.numel() for x in model.model.parameters())))
-    (metrics_dir / f"{plane}.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    metrics.update(
+        train_seconds=round(train_s, 1), train_cpu_seconds=round(train_cpu, 1),
+        eval_seconds=round(time.perf_counter() - t1, 1), epochs=p.detect.epochs,
+        n_params=int(sum(x.numel() for x in model.model.parameters())),
+    )
+    metrics = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in metrics.items()}
+    (metrics_dir / f"{plane}.json").write_text(json.dumps(metrics, indent=2) + "\n")  # NaN -> null
     return metrics
 
 

@@ -89,7 +89,7 @@ def example_slices(instances: pd.DataFrame, coords: pd.DataFrame, series: pd.Dat
     plane = series.set_index(["study_id", "series_id"])["plane"]
     series_ids = sorted(inst["series_id"].unique(),
                         key=lambda s: (PLANE_ORDER.get(plane.get((study_id, s)), 9), s))
-    fig, axes = plt.subplots(len(series_ids), max_panels, squeeze=False,
+    fig, axes = plots.subplots(len(series_ids), max_panels, squeeze=False,
                              figsize=(3.3 * max_panels, 3.5 * len(series_ids)))
     for row, series_id in zip(axes, series_ids):
         s_inst = inst[inst["series_id"] == series_id]
@@ -112,8 +112,6 @@ def example_slices(instances: pd.DataFrame, coords: pd.DataFrame, series: pd.Dat
             ax.axis("off")
     handles = [plt.Line2D([], [], marker="o", ls="", markerfacecolor="none", color=c, label=k)
                for k, c in plots.GRADE_COLORS.items()]
-    fig.legend(handles=handles, loc="lower center", ncol=4, frameon=False,
-               bbox_to_anchor=(0.5, -0.035))
-    fig.suptitle(f"Study {study_id}: annotated slices (L/R = side)", y=1.0)
-    fig.tight_layout()
+    fig.legend(handles=handles, loc="outside lower center", ncol=4, frameon=False)
+    fig.suptitle(f"Study {study_id}: annotated slices (L/R = side)")
     return plots.save(fig, path)

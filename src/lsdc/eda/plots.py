@@ -36,9 +36,15 @@ def short_label(column: str) -> str:
     return f"{side}{family} {lab.level}"
 
 
+def subplots(*args, **kwargs) -> tuple[plt.Figure, object]:
+    """plt.subplots with constrained layout: labels and outside legends fit without a costly
+    tight bounding box at save time."""
+    return plt.subplots(*args, layout="constrained", **kwargs)
+
+
 def save(fig: plt.Figure, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI, bbox_inches="tight", facecolor="white")
+    fig.savefig(path, dpi=DPI, facecolor="white")
     plt.close(fig)
     log.debug("wrote %s", path)
     return path
@@ -80,8 +86,7 @@ def heatmap(ax: plt.Axes, frame: pd.DataFrame, cmap: str | matplotlib.colors.Col
 
 def _grade_legend(fig: plt.Figure, grades) -> None:
     handles = [matplotlib.patches.Patch(color=GRADE_COLORS[g], label=g) for g in grades]
-    fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False,
-               bbox_to_anchor=(0.5, -0.08))
+    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), frameon=False)
 
 
 def _stacked_bars(ax: plt.Axes, counts: pd.DataFrame, shares: bool = False) -> None:
@@ -101,7 +106,7 @@ def _stacked_bars(ax: plt.Axes, counts: pd.DataFrame, shares: bool = False) -> N
 
 def grade_distribution(counts: pd.DataFrame, path: Path, title: str) -> Path:
     """Counts (left) and shares (right) of each grade per row of `counts` (a GRADES table)."""
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4.6))
+    fig, axes = subplots(1, 2, figsize=(13, 4.6))
     if counts.to_numpy().sum() == 0:
         for ax in axes:
             no_data(ax, "no label cells")
@@ -119,7 +124,7 @@ def grade_distribution(counts: pd.DataFrame, path: Path, title: str) -> Path:
 
 def grades_by_level(counts: pd.DataFrame, path: Path) -> Path:
     """One panel per condition: grade counts per level (counts indexed by condition, level)."""
-    fig, axes = plt.subplots(1, len(schema.CONDITIONS), figsize=(17, 3.8), sharey=True)
+    fig, axes = subplots(1, len(schema.CONDITIONS), figsize=(17, 3.8), sharey=True)
     for ax, condition in zip(axes, schema.CONDITIONS):
         sub = counts.loc[condition]
         if sub.to_numpy().sum() == 0:
@@ -135,7 +140,7 @@ def grades_by_level(counts: pd.DataFrame, path: Path) -> Path:
 
 def grade_share_heatmaps(shares: pd.DataFrame, path: Path) -> Path:
     """Share of each grade among graded cells, condition x level, one heatmap per grade."""
-    fig, axes = plt.subplots(1, 3, figsize=(17, 4), layout="constrained")
+    fig, axes = subplots(1, 3, figsize=(17, 4))
     for k, (ax, grade) in enumerate(zip(axes, schema.SEVERITIES)):
         table = shares[grade].unstack("level").reindex(index=list(schema.CONDITIONS),
                                                        columns=list(schema.LEVELS))
@@ -151,8 +156,7 @@ def grade_share_heatmaps(shares: pd.DataFrame, path: Path) -> Path:
 def missing_labels(matrix: pd.DataFrame, wide: pd.DataFrame, path: Path,
                    max_studies: int = 200) -> Path:
     """Missing cells per condition x level (left) and which labels each study misses (right)."""
-    fig, axes = plt.subplots(1, 2, figsize=(16, 5.5), gridspec_kw={"width_ratios": [1, 1.6]},
-                             layout="constrained")
+    fig, axes = subplots(1, 2, figsize=(16, 5.5), gridspec_kw={"width_ratios": [1, 1.6]})
     counts = matrix.fillna(0).astype(int)
     heatmap(axes[0], counts, "Reds", 0, max(1, int(counts.to_numpy().max())), fmt=".0f")
     axes[0].tick_params(axis="x", rotation=0)
@@ -176,7 +180,7 @@ def missing_labels(matrix: pd.DataFrame, wide: pd.DataFrame, path: Path,
 
 def correlation_all(corr: pd.DataFrame, path: Path) -> Path:
     """25 x 25 Spearman correlation of severity codes."""
-    fig, ax = plt.subplots(figsize=(11, 9.5))
+    fig, ax = subplots(figsize=(11, 9.5))
     if corr.isna().all().all():
         no_data(ax, "not enough graded studies for correlations")
         return save(fig, path)
@@ -194,7 +198,7 @@ def correlation_all(corr: pd.DataFrame, path: Path) -> Path:
 
 def correlation_per_condition(corrs: dict[str, pd.DataFrame], path: Path) -> Path:
     """One annotated level x level Spearman matrix per condition."""
-    fig, axes = plt.subplots(1, len(corrs), figsize=(19, 4), layout="constrained")
+    fig, axes = subplots(1, len(corrs), figsize=(19, 4))
     for ax, (condition, corr) in zip(axes, corrs.items()):
         if corr.isna().all().all():
             no_data(ax, "not enough data")
@@ -211,7 +215,7 @@ def correlation_per_condition(corrs: dict[str, pd.DataFrame], path: Path) -> Pat
 def integer_histograms(panels: dict[str, pd.Series], path: Path, xlabel: str,
                        mark: int | None = None, ylabel: str = "studies") -> Path:
     """Bar chart of the distribution of each integer series (one panel each)."""
-    fig, axes = plt.subplots(1, len(panels), figsize=(6.2 * len(panels), 3.8), squeeze=False)
+    fig, axes = subplots(1, len(panels), figsize=(6.2 * len(panels), 3.8), squeeze=False)
     for ax, (title, values) in zip(axes[0], panels.items()):
         if len(values) == 0:
             no_data(ax, "no studies")
@@ -236,7 +240,7 @@ def integer_histograms(panels: dict[str, pd.Series], path: Path, xlabel: str,
 
 def description_shares(counts: pd.DataFrame, path: Path) -> Path:
     """Horizontal bars of series per description, one column per split, labelled with shares."""
-    fig, ax = plt.subplots(figsize=(8, 0.8 + 0.7 * max(len(counts), 1)))
+    fig, ax = subplots(figsize=(8, 0.8 + 0.7 * max(len(counts), 1)))
     if counts.to_numpy().sum() == 0:
         no_data(ax, "no series")
         return save(fig, path)
@@ -267,7 +271,7 @@ def coords_scatter(norm: pd.DataFrame, path: Path, hue: str, max_points: int, se
         data = data.sample(max_points, random_state=seed)
     palette = LEVEL_COLORS if hue == "level" else GRADE_COLORS
     draw_order = list(palette) if hue == "level" else [stats.MISSING, *schema.SEVERITIES]
-    fig, axes = plt.subplots(1, len(schema.CONDITIONS), figsize=(19, 4.3), sharex=normalised,
+    fig, axes = subplots(1, len(schema.CONDITIONS), figsize=(19, 4.9), sharex=normalised,
                              sharey=normalised)
     for ax, condition in zip(axes, schema.CONDITIONS):
         sub = data[data["condition"] == condition]
@@ -284,14 +288,12 @@ def coords_scatter(norm: pd.DataFrame, path: Path, hue: str, max_points: int, se
             ax.set_ylim(1, 0)
         else:
             ax.invert_yaxis()
-        ax.set_aspect("equal", adjustable="box")
         ax.set_title(f"{condition}\n({schema.DESCRIPTION_OF_PLANE[schema.PLANE_OF_CONDITION[condition]]})",
                      fontsize=9)
         ax.set_xlabel("x / cols" if normalised else "x (pixels)")
     axes[0].set_ylabel("y / rows" if normalised else "y (pixels)")
     handles = [plt.Line2D([], [], marker="o", ls="", color=c, label=k) for k, c in palette.items()]
-    fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False,
-               bbox_to_anchor=(0.5, -0.06))
+    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles), frameon=False)
     return save(fig, path)
 
 
@@ -313,7 +315,7 @@ def coords_density(norm: pd.DataFrame, path: Path, bins: int = 32) -> Path:
             tile = hist / hist.max() if hist.max() > 0 else np.zeros_like(hist)
             r, c = i * (bins + gap), j * (bins + gap)
             mosaic[r:r + bins, c:c + bins] = np.where(tile > 0, tile, 0.0)
-    fig, ax = plt.subplots(figsize=(11, 10.5))
+    fig, ax = subplots(figsize=(11, 10))
     cmap = matplotlib.colormaps["magma_r"].with_extremes(bad="white", under="#f2f2f2")
     ax.imshow(mosaic, cmap=cmap, vmin=1e-9, vmax=1, interpolation="nearest")  # empty bins: under
     centers = lambda n: [k * (bins + gap) + bins / 2 - 0.5 for k in range(n)]  # noqa: E731
@@ -336,7 +338,7 @@ def coords_density(norm: pd.DataFrame, path: Path, bins: int = 32) -> Path:
 def image_sizes(sizes: pd.DataFrame, path: Path, top: int = 10) -> Path:
     """Per series description: the most common image sizes (rows x cols) and their counts."""
     groups = list(sizes.groupby("series_description", sort=False))
-    fig, axes = plt.subplots(1, max(len(groups), 1), figsize=(5.5 * max(len(groups), 1), 4),
+    fig, axes = subplots(1, max(len(groups), 1), figsize=(5.5 * max(len(groups), 1), 4),
                              squeeze=False)
     if not groups:
         no_data(axes[0, 0], "no image sizes")

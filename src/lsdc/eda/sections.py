@@ -103,8 +103,7 @@ def coordinate_sections(t: IndexTables, out: Path, max_points: int, seed: int) -
     n_rows = stats.coord_rows_per_study(t.coords, ids)
     plots.integer_histograms(
         {"Annotated images per study": n_images, "Coordinate rows per study": n_rows},
-        out / "annotations_per_study.png", "count in one study",
-        mark=None)
+        out / "annotations_per_study.png", "count in one study")
     norm = stats.normalised_coords(t.coords)
     plots.coords_scatter(norm, out / "coords_by_level.png", "level", max_points, seed)
     plots.coords_scatter(norm, out / "coords_by_severity.png", "grade", max_points, seed)

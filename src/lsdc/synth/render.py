@@ -2,7 +2,7 @@
 
 Each pixel is mapped through the slice geometry to spine-frame coordinates, straightened to
 (U, V, W) (see anatomy.py) and painted with the tissue of the last shape containing it.
-Shapes of the spine are evaluated only inside the spine's bounding region of the slice.
+Shapes of the spine are evaluated only on the pixels of a slice near them.
 Graded structures change with their own narrowing only:
 
 - canal (disc k): disc bulge from the front and ligamentum flavum from the back close the
@@ -224,7 +224,8 @@ def _segment_table(spine: Spine) -> np.ndarray:
 
 def _vertebra_table(spine: Spine) -> np.ndarray:
     """(9, 5) per vertebra: body centre, height, half depth, half width, transverse process length."""
-    return np.stack([spine.body_u, spine.body_h, spine.body_a, spine.body_b, spine.transverse], axis=1).astype(np.float32)
+    cols = [spine.body_u, spine.body_h, spine.body_a, spine.body_b, spine.transverse]
+    return np.stack(cols, axis=1).astype(np.float32)
 
 
 def _paint_bodies(spine: Spine, img, p: _Local, lut) -> None:

@@ -1,0 +1,194 @@
+"""`lsdc predict`: the Kaggle submission for every test study, scored when labels exist.
+
+Reads `${data.root}/test_series_descriptions.csv` (which studies), the ROI store
+(data/processed/rois/, test studies' crops), the fold checkpoints
+(models/classifier/fold_<k>.pt) and labels.parquet (the training prior). Writes
+data/processed/submission.csv (sample_submission.csv format: 25 rows per study, sorted,
+each row summing to 1), data/processed/submission_notes.csv (studies lacking a series or
+crops, with the reason and the labels that fell back to the prior) and metrics/test.json:
+counts, and when `${data.root}/test_labels.csv` exists (synthetic data) the competition
+score of the submission, of the constant training prior and of the oracle
+(test_oracle.csv), and the normalised skill (prior - model) / (prior - oracle).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from lsdc import metrics, schema
+from lsdc.classify import data
+from lsdc.classify.engine import resolve_device
+from lsdc.ingest.csvs import read_series_csv
+from lsdc.ingest.problems import Problems
+from lsdc.params import INDEX_DIR, METRICS_DIR, MODELS_DIR, ROIS_DIR, Params
+from lsdc.predict import ensemble, submission
+
+log = logging.getLogger(__name__)
+
+STAGE = "predict"
+SUBMISSION_FILE = Path("data/processed/submission.csv")
+NOTES_FILE = Path("data/processed/submission_notes.csv")
+METRICS_FILE = METRICS_DIR / "test.json"
+CLASSIFIER_SUBDIR = "classifier"
+NOTE_COLUMNS = ("study_id", "reason", "prior_labels", "prior_columns")
+
+
+@dataclass(frozen=True)
+class Paths:
+    rois_dir: Path = ROIS_DIR
+    models_dir: Path = MODELS_DIR  # holds classifier/fold_<k>.pt
+    labels: Path = INDEX_DIR / data.LABELS_FILE
+    submission: Path = SUBMISSION_FILE
+    notes: Path = NOTES_FILE
+    metrics: Path = METRICS_FILE
+
+
+def test_series(root: Path) -> pd.DataFrame:
+    """test_series_descriptions.csv, validated: study_id, series_id, series_description, plane."""
+    path = root / schema.TEST_SERIES_CSV
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: not found; the predict stage lists test studies from it")
+    problems = Problems()
+    frame = read_series_csv(root, schema.TEST_SERIES_CSV, "test", problems)
+    for row in problems.rows:
+        log.warning("%s", row["reason"])
+    if frame.empty:
+        raise ValueError(f"{path}: no test studies listed")
+    return frame
+
+
+def study_notes(series: pd.DataFrame, index: pd.DataFrame, study_ids: np.ndarray,
+                evidence: np.ndarray) -> pd.DataFrame:
+    """One row per study with something missing: reasons, and the labels given the prior."""
+    in_store = set(index["study_id"].astype("int64").tolist())
+    rows = []
+    for i, sid in enumerate(study_ids):
+        reasons = []
+        own = series[series["study_id"] == sid]
+        for r in own[own["plane"].isna()].itertuples():
+            reasons.append(f"series {r.series_id}: unknown description {r.series_description!r}")
+        if sid not in in_store:
+            reasons.append("no crops in the ROI store (study not extracted)")
+        else:
+            crops = index[index["study_id"] == sid]
+            for plane in schema.PLANES:
+                desc = schema.DESCRIPTION_OF_PLANE[plane]
+                missing = (crops.loc[crops["plane"] == plane, "source"].astype(str) == "missing").to_numpy()
+                if not (own["plane"] == plane).any():
+                    reasons.append(f"no {desc} series in {schema.TEST_SERIES_CSV}")
+                elif missing.all():
+                    reasons.append(f"all {desc} crops missing (series unreadable or not on disk)")
+                elif missing.any():
+                    reasons.append(f"{missing.sum()} of {len(missing)} {desc} crops missing")
+        prior_cols = [c for c, e in zip(schema.LABEL_COLUMNS, evidence[i]) if not e]
+        if reasons or prior_cols:
+            rows.append((int(sid), "; ".join(reasons) or "labels without crops", len(prior_cols),
+                         ";".join(prior_cols)))
+    return pd.DataFrame(rows, columns=list(NOTE_COLUMNS))
+
+
+def _finite(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+def score(root: Path, frame: pd.DataFrame, prior: ensemble.Prior) -> dict[str, Any]:
+    """Scores against test_labels.csv (absent on real data: {'scored': False})."""
+    labels_path = root / schema.TEST_LABELS_CSV
+    if not labels_path.is_file():
+        return {"scored": False}
+    solution = pd.read_csv(labels_path)
+    study_ids, labels = metrics.labels_from_frame(solution)
+    out: dict[str, Any] = {"scored": True, "n_scored_studies": int(len(study_ids))}
+    out["model"] = metrics.score_frames(solution, frame).as_dict()
+    out["constant_prior"] = metrics.competition_score(labels, metrics.prior_probs(prior.probs, len(study_ids))).as_dict()
+    oracle_path = root / schema.TEST_ORACLE_CSV
+    if oracle_path.is_file():
+        out["oracle"] = metrics.score_frames(solution, pd.read_csv(oracle_path)).as_dict()
+        gap = out["constant_prior"]["total"] - out["oracle"]["total"]
+        out["normalised_skill"] = (out["constant_prior"]["total"] - out["model"]["total"]) / gap if gap else float("nan")
+    return out
+
+
+def run(params: Params, paths: Paths = Paths()) -> dict[str, Any]:
+    """Write submission, notes and metrics; return the metrics."""
+    start = time.perf_counter()
+    root = Path(params.data.root)
+    series = test_series(root)
+    study_ids = np.array(sorted(series["study_id"].unique()), dtype=np.int64)
+    store = data.load_store(paths.rois_dir)
+    models = ensemble.load_models(paths.models_dir / CLASSIFIER_SUBDIR, store.roi_size,
+                                  ensemble.channel_keys(store.index))
+    if store.roi_size != params.rois.roi_size:
+        log.warning("%s: crops are %d px but rois.roi_size is %d; using the store as it is",
+                    paths.rois_dir, store.roi_size, params.rois.roi_size)
+    prior = ensemble.load_prior(paths.labels, params.predict.prior_pseudocount, models)
+    device = resolve_device(params.predict.device)
+    probs, ev = ensemble.study_probs(models, store.crops, store.index, study_ids, prior,
+                                     str(device), params.predict.batch_size)
+    frame = submission.build_frame(study_ids, probs)
+    submission.check(frame, study_ids, where=str(paths.submission))
+    sample = root / schema.SAMPLE_SUBMISSION_CSV
+    if sample.is_file():
+        submission.check_against_sample(frame, sample)
+    submission.write(frame, paths.submission)
+    notes = study_notes(series, store.index, study_ids, ev)
+    paths.notes.parent.mkdir(parents=True, exist_ok=True)
+    notes.to_csv(paths.notes, index=False)
+    for r in notes.itertuples():
+        log.info("study %d: %s (%d labels from the prior)", r.study_id, r.reason, r.prior_labels)
+    result = {"n_studies": int(len(study_ids)), "n_models": len(models), "studies_with_notes": int(len(notes)),
+              "labels_from_prior": int((~ev).sum()), "prior_source": prior.source,
+              **score(root, frame, prior), "seconds": round(time.perf_counter() - start, 2)}
+    paths.metrics.parent.mkdir(parents=True, exist_ok=True)
+    paths.metrics.write_text(json.dumps(_finite(result), indent=2) + "\n")
+    return result
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--rois-dir", type=Path, default=ROIS_DIR, help="ROI store folder (with the test studies)")
+    parser.add_argument("--models-dir", type=Path, default=MODELS_DIR,
+                        help=f"folder holding {CLASSIFIER_SUBDIR}/fold_<k>.pt")
+    parser.add_argument("--labels", type=Path, default=INDEX_DIR / data.LABELS_FILE,
+                        help="labels.parquet for the training prior (may be absent)")
+    parser.add_argument("--out", type=Path, default=SUBMISSION_FILE, help="submission CSV to write")
+    parser.add_argument("--notes", type=Path, default=NOTES_FILE, help="notes CSV to write")
+    parser.add_argument("--metrics", type=Path, default=METRICS_FILE, help="metrics JSON to write")
+    parser.add_argument("--no-tracking", action="store_true", help="do not log to MLflow")
+
+
+def main(params: Params, args: argparse.Namespace) -> int:
+    opt = lambda name, default: getattr(args, name, None) or default  # noqa: E731
+    paths = Paths(rois_dir=opt("rois_dir", ROIS_DIR), models_dir=opt("models_dir", MODELS_DIR),
+                  labels=opt("labels", Paths.labels), submission=opt("out", SUBMISSION_FILE),
+                  notes=opt("notes", NOTES_FILE), metrics=opt("metrics", METRICS_FILE))
+    if getattr(args, "no_tracking", False):
+        result = run(params, paths)
+    else:
+        from lsdc import tracking
+
+        with tracking.stage_run(STAGE, params):
+            result = run(params, paths)
+            tracking.set_tags({"prior_source": result["prior_source"]})
+            tracking.log_metrics({k: v for k, v in result.items() if k != "prior_source"})
+            for path in (paths.submission, paths.notes, paths.metrics):
+                tracking.log_artifact(path)
+    summary = {k: result.get(k) for k in ("n_studies", "studies_with_notes", "labels_from_prior")}
+    if result.get("scored"):
+        summary.update(model=result["model"]["total"], constant_prior=result["constant_prior"]["total"],
+                       oracle=result.get("oracle", {}).get("total"), normalised_skill=result.get("normalised_skill"))
+    print(json.dumps(_finite(summary)))
+    return 0
