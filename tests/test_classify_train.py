@@ -28,11 +28,19 @@ def run_tiny(root: Path, **overrides):
     return p, inputs, paths, train.run(p, paths)
 
 
+def file_store(mp, root: Path) -> str:
+    """A file MLflow store: starts in well under a second (a new sqlite store migrates for ~10 s)."""
+    uri = (root / "mlruns").as_uri()
+    mp.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
+    mp.setenv("LSDC_TRACKING_URI", uri)
+    return uri
+
+
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("cls")
     with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("LSDC_TRACKING_URI", f"sqlite:///{root}/mlflow.db")
+        file_store(mp, root)
         yield (*run_tiny(root), root)
 
 
@@ -74,7 +82,7 @@ def test_per_epoch_csv_and_summary(tiny_run):
 
 def test_mlflow_parent_with_one_nested_run_per_fold(tiny_run):
     root = tiny_run[-1]
-    mlflow.set_tracking_uri(f"sqlite:///{root}/mlflow.db")
+    mlflow.set_tracking_uri((root / "mlruns").as_uri())
     runs = mlflow.search_runs(experiment_names=["lsdc"])
     parents = runs[runs["tags.mlflow.parentRunId"].isna()]
     assert len(parents) == 1
@@ -103,12 +111,15 @@ def test_training_is_deterministic_on_the_notebook_layout(tiny_run):
     assert results[0].history[0]["train_loss"] == results[1].history[0]["train_loss"]
 
 
-def test_fold_study_without_crops_is_an_error(tmp_path, monkeypatch):
-    monkeypatch.setenv("LSDC_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+def test_fold_study_without_labels_is_an_error(tmp_path, monkeypatch):
+    file_store(monkeypatch, tmp_path)
     inputs = write_fake_inputs(tmp_path, n_studies=6, roi_size=8)
     folds = pd.read_parquet(inputs["folds"])
     pd.concat([folds, pd.DataFrame({"study_id": [42], "fold": [0]})]).to_parquet(inputs["folds"])
     p = params.load(ROOT / "params.yaml", overrides=TINY)
-    paths = train.Paths(rois_dir=inputs["rois"], labels=inputs["labels"], folds=inputs["folds"])
+    out = tmp_path / "out"
+    paths = train.Paths(rois_dir=inputs["rois"], labels=inputs["labels"], folds=inputs["folds"],
+                        checkpoints=out / "models", oof=out / "oof.parquet", curves=out / "curves",
+                        summary=out / "classifier.json")
     with pytest.raises(ValueError, match="no labels for 1 fold studies"):
         train.run(p, paths)

@@ -137,6 +137,7 @@ def test_study_absent_from_store_gets_prior_rows_and_unscored_metrics(run, tmp_p
     assert result["scored"] is False and json.loads(paths.metrics.read_text())["labels_from_prior"] == 35
 
 
+@pytest.mark.slow  # a fresh MLflow sqlite store takes ~20 s to create
 def test_main_logs_an_mlflow_run_and_prints_the_scores(run, tmp_path, monkeypatch, capsys):
     import mlflow
 
