@@ -102,3 +102,12 @@ def test_local_weights_are_adapted_to_in_chans(tmp_path):
     assert net.conv1[0].weight.shape[1] == 6
     name, p = next((n, p) for n, p in net.named_parameters() if n.startswith("layer1"))
     assert torch.equal(p, dict(src.named_parameters())[name])
+
+
+@pytest.mark.parametrize("name", ["resnet10t", "resnet50"])
+def test_model_by_name_takes_the_layout_channels_and_gives_75_logits(name):
+    net = model.create_model(name, in_chans=60).eval()
+    with torch.no_grad():
+        out = net(torch.zeros(2, 60, 32, 32))
+    assert out.shape == (2, 75)
+    assert model.grade_logits(out).shape == (2, 25, 3)

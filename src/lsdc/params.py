@@ -141,7 +141,7 @@ class Rois:
 
 @dataclass(frozen=True)
 class Model:
-    name: str = "resnet18"
+    name: str = "resnet10t"
     weights: str | None = None
     drop_rate: float = 0.0
 

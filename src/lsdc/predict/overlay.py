@@ -16,7 +16,7 @@ from lsdc.rois import IMPUTED, MISSING
 log = logging.getLogger(__name__)
 
 GRADE_COLOURS = ("#2ca02c", "#ff7f0e", "#d62728")  # Normal/Mild, Moderate, Severe
-SHORT_GRADE = ("normal/mild", "moderate", "SEVERE")
+SEVERITY_NAMES = schema.SEVERITIES
 CONDITION_OF = {("sag_t2", None): "Spinal Canal Stenosis",
                 ("sag_t1", "left"): "Left Neural Foraminal Narrowing",
                 ("sag_t1", "right"): "Right Neural Foraminal Narrowing",
@@ -70,25 +70,28 @@ def draw(loaded: dict, index: pd.DataFrame, probs: np.ndarray, evidence: np.ndar
     n = max(1, len(items))
     ncols = min(MAX_COLUMNS, n)
     nrows = int(np.ceil(n / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 4.4 * nrows), squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.0 * ncols, 5.0 * nrows), squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
     for ax, (plane, sid, inst, rows, (image, spacing)) in zip(axes.ravel(), items):
         ax.imshow(image, cmap="gray", vmin=0, vmax=255)
         ax.set_title(f"{schema.DESCRIPTION_OF_PLANE[plane]} · series {sid} · #{inst}", fontsize=8)
         w, h = crop_mm[plane] / spacing[1], crop_mm[plane] / spacing[0]
-        for r in rows.itertuples():
+        for n, r in enumerate(rows.sort_values(["level", "side"]).itertuples()):
             lab = label_of_row(plane, r.level, r.side)
             j = schema.LABEL_INDEX[lab.column]
             k = int(np.argmax(probs[j]))
             colour = GRADE_COLOURS[k]
-            style = "--" if r.source == IMPUTED else "-"
-            ax.add_patch(Rectangle((r.cx - w / 2, r.cy - h / 2), w, h, fill=False, lw=1.2, ls=style, ec=colour))
-            side = f" {r.side[0].upper()}" if isinstance(r.side, str) and r.side else ""
-            prior = "" if evidence[j] else " (prior)"
-            ax.text(r.cx + w / 2 + 1, r.cy, f"{r.level}{side} {SHORT_GRADE[k]} {probs[j, k]:.2f}{prior}",
-                    color=colour, fontsize=6, va="center",
-                    bbox=dict(facecolor="black", alpha=0.5, pad=0.5, lw=0))
+            ax.add_patch(Rectangle((r.cx - w / 2, r.cy - h / 2), w, h, fill=False, lw=0.8, alpha=0.8,
+                                   ls="--" if r.source == IMPUTED else "-", ec=colour))
+            ax.plot([r.cx], [r.cy], marker="+", ms=6, color=colour)
+            side = r.side if isinstance(r.side, str) and r.side else ""
+            tag = side[:1].upper() if plane == "ax_t2" else r.level
+            ax.annotate(tag, (r.cx, r.cy), xytext=(4, 4), textcoords="offset points", color=colour,
+                        fontsize=7, fontweight="bold")
+            how = ("" if evidence[j] else ", prior") + (", imputed position" if r.source == IMPUTED else "")
+            ax.text(0.0, -0.03 - 0.055 * n, f"{r.level} {side or 'canal'}: {SEVERITY_NAMES[k]} {probs[j, k]:.2f}{how}",
+                    transform=ax.transAxes, color=colour, fontsize=7, va="top")
     if not items:
         axes[0, 0].text(0.5, 0.5, "no located structure to draw", ha="center", va="center")
     fig.suptitle(title, fontsize=9)
