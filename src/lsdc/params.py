@@ -89,7 +89,7 @@ class Detect:
     depth_multiple: float = 0.33
     weights: str | None = None
     epochs: int = 40
-    batch: int = 16
+    batch: int = 8
     optimizer: str = "AdamW"
     lr0: float = 0.002
     lrf: float = 0.1

@@ -70,11 +70,17 @@ def draw(loaded: dict, index: pd.DataFrame, probs: np.ndarray, evidence: np.ndar
     n = max(1, len(items))
     ncols = min(MAX_COLUMNS, n)
     nrows = int(np.ceil(n / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4.0 * ncols, 5.0 * nrows), squeeze=False)
+    max_lines = max((len(it[3]) for it in items), default=1)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.0 * ncols, (4.0 + 0.16 * max_lines) * nrows), squeeze=False)
     for ax in axes.ravel():
         ax.axis("off")
     for ax, (plane, sid, inst, rows, (image, spacing)) in zip(axes.ravel(), items):
         ax.imshow(image, cmap="gray", vmin=0, vmax=255)
+        ax.axis("on")  # hidden ticks and frame; the blank x label reserves room for the grade list
+        ax.set_xticks([]), ax.set_yticks([])
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+        ax.set_xlabel("\n" * max_lines, fontsize=7)
         ax.set_title(f"{schema.DESCRIPTION_OF_PLANE[plane]} · series {sid} · #{inst}", fontsize=8)
         w, h = crop_mm[plane] / spacing[1], crop_mm[plane] / spacing[0]
         for n, r in enumerate(rows.sort_values(["level", "side"]).itertuples()):
@@ -90,8 +96,9 @@ def draw(loaded: dict, index: pd.DataFrame, probs: np.ndarray, evidence: np.ndar
             ax.annotate(tag, (r.cx, r.cy), xytext=(4, 4), textcoords="offset points", color=colour,
                         fontsize=7, fontweight="bold")
             how = ("" if evidence[j] else ", prior") + (", imputed position" if r.source == IMPUTED else "")
-            ax.text(0.0, -0.03 - 0.055 * n, f"{r.level} {side or 'canal'}: {SEVERITY_NAMES[k]} {probs[j, k]:.2f}{how}",
-                    transform=ax.transAxes, color=colour, fontsize=7, va="top")
+            ax.annotate( f"{r.level} {side or 'canal'}: {SEVERITY_NAMES[k]} {probs[j, k]:.2f}{how}",
+                        (0.0, 0.0), xycoords="axes fraction", xytext=(0, -4 - 9.5 * n), textcoords="offset points",
+                        color=colour, fontsize=7, va="top")
     if not items:
         axes[0, 0].text(0.5, 0.5, "no located structure to draw", ha="center", va="center")
     fig.suptitle(title, fontsize=9)

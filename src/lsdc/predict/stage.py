@@ -114,12 +114,13 @@ def score(root: Path, frame: pd.DataFrame, prior: ensemble.Prior) -> dict[str, A
     study_ids, labels = metrics.labels_from_frame(solution)
     out: dict[str, Any] = {"scored": True, "n_scored_studies": int(len(study_ids))}
     out["model"] = metrics.score_frames(solution, frame).as_dict()
-    out["constant_prior"] = metrics.competition_score(labels, metrics.prior_probs(prior.probs, len(study_ids))).as_dict()
+    constant = metrics.prior_probs(prior.probs, len(study_ids))
+    out["constant_prior"] = metrics.competition_score(labels, constant).as_dict()
     oracle_path = root / schema.TEST_ORACLE_CSV
     if oracle_path.is_file():
         out["oracle"] = metrics.score_frames(solution, pd.read_csv(oracle_path)).as_dict()
-        gap = out["constant_prior"]["total"] - out["oracle"]["total"]
-        out["normalised_skill"] = (out["constant_prior"]["total"] - out["model"]["total"]) / gap if gap else float("nan")
+        base, gap = out["constant_prior"]["total"], out["constant_prior"]["total"] - out["oracle"]["total"]
+        out["normalised_skill"] = (base - out["model"]["total"]) / gap if gap else float("nan")
     return out
 
 

@@ -199,7 +199,8 @@ def run_study(study_dir: Path, params: Params, models_dir: Path = MODELS_DIR, ou
     png = out_dir / f"{name}.png"
     loaded, _ = load_planes(task, str(study_dir))
     crop_mm = {p: float(getattr(params.rois.crop_mm, p)) for p in schema.PLANES}
-    overlay.draw(loaded, index, probs, ev, crop_mm, png, f"study {name}: predicted grades")
+    title = f"study {name}: predicted grades" + "".join(f"\n{n}: its grades come from the prior" for n in result.notes)
+    overlay.draw(loaded, index, probs, ev, crop_mm, png, title)
     report = build_report(study_dir, study_id, typed, result.notes, index, models, prior, probs, ev, png)
     json_path = out_dir / f"{name}.json"
     json_path.write_text(json.dumps(report, indent=2) + "\n")
