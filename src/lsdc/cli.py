@@ -32,7 +32,7 @@ COMMANDS: dict[str, tuple[str, tuple[str, ...], str]] = {
     "train-classifier": ("lsdc.classify.train", ("cv", "rois", "model", "train"), "cross-validated timm classifier"),
     "evaluate": ("lsdc.evaluate", ("cv",), "competition metric and plots on out-of-fold predictions"),
     "predict": ("lsdc.predict.stage", ("data", "rois", "predict"), "Kaggle-format submission for the test studies"),
-    "predict-study": ("lsdc.predict.study", ("data", "detect", "rois"), "grade one study folder; table, JSON and overlay PNG"),
+    "predict-study": ("lsdc.predict.study", ("data", "detect", "rois", "predict"), "grade one study folder; table, JSON and overlay PNG"),
     "profile": ("lsdc.profile", (), "switch params.yaml to a named profile (e.g. real-gpu)"),
 }
 

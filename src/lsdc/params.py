@@ -88,7 +88,7 @@ class Detect:
     width_multiple: float = 0.125
     depth_multiple: float = 0.33
     weights: str | None = None
-    epochs: int = 40
+    epochs: int = 15
     batch: int = 8
     optimizer: str = "AdamW"
     lr0: float = 0.002
