@@ -29,10 +29,11 @@ COMMANDS: dict[str, tuple[str, tuple[str, ...], str]] = {
     "yolo-export": ("lsdc.detect.export", ("data", "detect"), "export one plane's YOLO dataset"),
     "train-detector": ("lsdc.detect.train", ("detect",), "train one plane's YOLO detector"),
     "extract-rois": ("lsdc.rois.stage", ("data", "detect", "rois"), "crop every level and side of every study"),
-    "train-classifier": ("lsdc.classify.train", ("cv", "rois", "model", "train"), "cross-validated timm classifier"),
-    "evaluate": ("lsdc.evaluate", ("cv",), "competition metric and plots on out-of-fold predictions"),
+    "train-classifier": ("lsdc.classify.train", ("model", "train"), "cross-validated timm classifier"),
+    "evaluate": ("lsdc.evaluate", ("evaluate",), "competition metric and plots on out-of-fold predictions"),
     "predict": ("lsdc.predict.stage", ("data", "rois", "predict"), "Kaggle-format submission for the test studies"),
     "predict-study": ("lsdc.predict.study", ("data", "detect", "rois", "predict"), "grade one study folder; table, JSON and overlay PNG"),
+    "bench": ("lsdc.bench.stage", ("data", "rois", "train"), "benchmarks: speed and memory against baselines"),
     "profile": ("lsdc.profile", (), "switch params.yaml to a named profile (e.g. real-gpu)"),
 }
 

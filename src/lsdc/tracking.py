@@ -96,8 +96,11 @@ def stage_run(
         uri = resolve_uri(params.tracking.uri)
         mlflow.set_tracking_uri(uri)
         exp_id = _experiment_id(mlflow, params.tracking.experiment, uri)
-    else:
-        exp_id = None
+    else:  # a nested run lives in its parent's experiment
+        parent = mlflow.active_run()
+        if parent is None:
+            raise RuntimeError(f"nested MLflow run {run_name or stage!r} opened outside a parent run")
+        exp_id = parent.info.experiment_id
     all_tags = {"stage": stage, "lsdc.version": _version()}
     commit = git_commit()
     if commit:

@@ -90,7 +90,6 @@ def run(params: Params, paths: Paths = Paths()) -> dict[str, Any]:
                                "model": params.model.name, "folds": {}}
     with tracking.stage_run(STAGE, params) as parent:
         tracking.set_tags({"layout": params.train.layout, "in_chans": len(keys)})
-        _nest_in_parent_experiment(parent)
         for k in sorted(np.unique(fold_of)):
             k = int(k)
             is_val = fold_of == k
@@ -132,14 +131,6 @@ def run(params: Params, paths: Paths = Paths()) -> dict[str, Any]:
         log.info("OOF competition score %.4f in %.0f s (run %s)", summary["oof_score"]["total"],
                  summary["seconds"], parent.info.run_id)
     return summary
-
-
-def _nest_in_parent_experiment(parent: Any) -> None:
-    """Nested fold runs must land in the parent's experiment: tracking.stage_run(nested=True)
-    passes no experiment id, and MLflow then falls back to its active ('Default') one."""
-    import mlflow
-
-    mlflow.set_experiment(experiment_id=parent.info.experiment_id)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
