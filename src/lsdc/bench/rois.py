@@ -51,10 +51,6 @@ def _extract(task: StudyTask) -> int:
     return len(extract_study(task, _W["root"], _W["det"], _W["params"]).rows)
 
 
-def _ping(_: int) -> int:
-    return 0
-
-
 def run(tasks: list[StudyTask], params: Params, detectors_dir: Path, repeats: int = 3) -> dict:
     if not tasks:
         raise ValueError("ROI benchmark: no studies")
@@ -65,25 +61,26 @@ def run(tasks: list[StudyTask], params: Params, detectors_dir: Path, repeats: in
     out = Path(tempfile.mkdtemp(prefix="lsdc_bench_notebook_"))
     crops = {"notebook": 0, "lsdc": 0}
 
-    def run_notebook() -> None:
+    def run_notebook(todo: list[StudyTask] = tasks) -> None:
         shutil.rmtree(out, ignore_errors=True)
         crops["notebook"] = sum(notebook.notebook_study(t, root, models, params.detect, params.rois.roi_size, out)
-                                for t in tasks)
+                                for t in todo)
 
-    def run_ours() -> None:
-        crops["lsdc"] = sum(len(extract_study(t, root, det, params).rows) for t in tasks)
+    def run_ours(todo: list[StudyTask] = tasks) -> None:
+        crops["lsdc"] = sum(len(extract_study(t, root, det, params).rows) for t in todo)
 
     ctx = multiprocessing.get_context("spawn")
     try:
         with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
                                  initargs=(str(detectors_dir), params, root)) as pool:
-            list(pool.map(_ping, range(workers)))
+            def run_pool(todo: list[StudyTask] = tasks) -> None:
+                list(pool.map(_extract, todo))
 
-            def run_pool() -> None:
-                list(pool.map(_extract, tasks))
-
+            for warm in (run_notebook, run_ours):  # one study each: lazy set-up, caches
+                warm(tasks[:1])
+            run_pool(tasks[:1] * workers)
             times = interleaved({"notebook": run_notebook, "lsdc_1proc": run_ours,
-                                 f"lsdc_{workers}workers": run_pool}, repeats)
+                                 f"lsdc_{workers}workers": run_pool}, repeats, warmup=False)
     finally:
         shutil.rmtree(out, ignore_errors=True)
     rate = {k: len(tasks) / median(v) for k, v in times.items()}
@@ -98,3 +95,12 @@ def run(tasks: list[StudyTask], params: Params, detectors_dir: Path, repeats: in
         f"ratio_lsdc_{workers}workers_vs_notebook": round(headline, 2),
         "target": TARGET, "meets": bool(headline >= TARGET),
     }
+
+
+def profile(task: StudyTask, params: Params, detectors_dir: Path) -> dict:
+    """cProfile of extract_study on one study in this process (models loaded first)."""
+    from lsdc.bench.profiling import top_entries
+
+    det = YoloDetectors(detectors_dir, params.detect, params.rois.batch)
+    extract_study(task, params.data.root, det, params)
+    return top_entries(lambda: extract_study(task, params.data.root, det, params))

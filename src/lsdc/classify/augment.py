@@ -53,6 +53,23 @@ def build_augment(aug: Augment, seed: int) -> A.Compose:
     )
 
 
+def reseed(transform: A.Compose, entropy: tuple[int, ...]) -> None:
+    """Seed every node of the transform tree from `entropy`, each with its own stream.
+
+    The classifier seeds each sample with (seed, epoch, sample index), so a sample's
+    augmentation is the same whatever the number of DDP ranks or loader workers.
+    (A Compose seed alone gives all children the same stream, coupling their draws.)
+    """
+    _reseed(transform, np.random.SeedSequence([int(e) % 2**64 for e in entropy]))
+
+
+def _reseed(node, seq: np.random.SeedSequence) -> None:
+    node.set_random_seed(int(seq.generate_state(1)[0]))
+    children = getattr(node, "transforms", None) or []
+    for child, child_seq in zip(children, seq.spawn(len(children))):
+        _reseed(child, child_seq)
+
+
 def normalise(stack: np.ndarray, present: np.ndarray) -> np.ndarray:
     """uint8 (..., C, H, W) + present (..., C) -> float32, (x/255 - MEAN)/STD, absent -> 0."""
     x = (stack.astype(np.float32) / 255.0 - MEAN) / STD

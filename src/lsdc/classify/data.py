@@ -102,13 +102,23 @@ def label_array(labels: pd.DataFrame, study_ids: np.ndarray, where: str = "label
 
 
 class StudyCrops(Dataset):
-    """One item per study: (float32 (C, S, S) normalised input, int64 (25,) labels)."""
+    """One item per study: (float32 (C, S, S) normalised input, int64 (25,) labels).
+
+    The transform is reseeded per item from (seed, epoch, index): the augmentation of a
+    sample depends on nothing else (not on loader workers, DDP ranks or visiting order).
+    """
 
     def __init__(self, crops: np.ndarray, rows: np.ndarray, present: np.ndarray,
-                 labels: np.ndarray | None = None, transform=None):
+                 labels: np.ndarray | None = None, transform=None, seed: int = 0):
         self.crops, self.rows, self.present = crops, rows, present
         self.labels = labels
         self.transform = transform
+        self.seed = int(seed)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Call before each epoch's loader iteration (workers copy the dataset when it starts)."""
+        self.epoch = int(epoch)
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -118,6 +128,8 @@ class StudyCrops(Dataset):
         return np.asarray(self.crops[self.rows[i]])
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.transform is not None:
+            augment.reseed(self.transform, (self.seed, self.epoch, i))
         stack = augment.apply(self.transform, self.stack(i))
         x = torch.from_numpy(augment.normalise(stack, self.present[i]))
         y = self.labels[i] if self.labels is not None else np.full(len(schema.LABEL_COLUMNS), schema.IGNORE_INDEX)

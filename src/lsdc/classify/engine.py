@@ -1,5 +1,9 @@
 """Training of one fold: AdamW, cosine warm restarts, gradient clipping, AMP on CUDA,
-validation with the competition metric each epoch, early stopping on it."""
+validation with the competition metric each epoch, early stopping on it.
+
+Under torchrun (a distributed `Context`) the model is wrapped in DistributedDataParallel:
+each rank trains on its shard of every global batch, rank 0 alone validates, keeps the
+best weights and decides early stopping (broadcast to the others)."""
 
 from __future__ import annotations
 
@@ -15,11 +19,13 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, RandomSampler
 
 from lsdc import metrics
+from lsdc.classify import distributed
 from lsdc.classify.data import StudyCrops
-from lsdc.classify.model import create_model, grade_logits, weighted_loss
+from lsdc.classify.distributed import Context, ShardedBatchSampler, resolve_device  # noqa: F401 (re-export)
+from lsdc.classify.model import create_model, grade_logits, weighted_loss, weighted_loss_sum
 from lsdc.params import Model, Train
 
 log = logging.getLogger(__name__)
@@ -38,15 +44,6 @@ class FoldResult:
     seconds: float = 0.0
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"train.device={name!r} but CUDA is not available")
-    return device
-
-
 def seed_everything(seed: int, device: torch.device) -> None:
     """Seed Python, NumPy and torch; deterministic kernels (strict on CPU, best effort on CUDA)."""
     random.seed(seed)
@@ -58,13 +55,6 @@ def seed_everything(seed: int, device: torch.device) -> None:
         torch.use_deterministic_algorithms(True, warn_only=True)
     else:
         torch.use_deterministic_algorithms(True)
-
-
-def _reseed_worker(_: int) -> None:
-    info = torch.utils.data.get_worker_info()
-    transform = getattr(info.dataset, "transform", None)
-    if transform is not None:  # each worker its own augmentation stream, derived from the loader's seed
-        transform.set_random_seed(torch.initial_seed() % 2**32)
 
 
 def evaluate_fold(model: torch.nn.Module, loader: DataLoader, labels: np.ndarray,
@@ -89,61 +79,103 @@ def evaluate_fold(model: torch.nn.Module, loader: DataLoader, labels: np.ndarray
 
 
 def train_fold(fold: int, train_set: StudyCrops, val_set: StudyCrops, model_cfg: Model, cfg: Train,
-               seed: int, on_epoch: Callable[[dict[str, Any]], None] | None = None) -> FoldResult:
-    """Train one fold's model; returns the best epoch's model, validation probabilities, history."""
+               seed: int, on_epoch: Callable[[dict[str, Any]], None] | None = None,
+               ctx: Context | None = None) -> FoldResult | None:
+    """Train one fold's model; returns the best epoch's model, validation probabilities, history.
+
+    ctx: the DDP context (distributed.session); None = one process on train.device.
+    Returns None on the ranks other than 0 of a distributed run.
+    """
     start = time.perf_counter()
-    device = resolve_device(cfg.device)
+    ctx = ctx or Context(device=resolve_device(cfg.device))
+    device = ctx.device
+    if cfg.epochs < 1:
+        raise ValueError("train.epochs must be at least 1")
+    rank_batch = distributed.local_batch_size(cfg.batch_size, ctx)
     seed_everything(seed, device)
     amp = bool(cfg.amp and device.type == "cuda")
     in_chans = int(train_set.rows.shape[1])
     model = create_model(model_cfg.name, in_chans, model_cfg.drop_rate, model_cfg.weights).to(device)
+    net = distributed.wrap(model, ctx)  # shares its parameters with `model` (net.module)
+    model = getattr(net, "module", net)
     class_weights = torch.tensor(cfg.class_weights, dtype=torch.float32, device=device)
     gen = torch.Generator().manual_seed(seed)
-    workers = dict(num_workers=cfg.num_workers, worker_init_fn=_reseed_worker if cfg.num_workers else None,
-                   persistent_workers=False, pin_memory=device.type == "cuda")
-    train_loader = DataLoader(train_set, batch_size=cfg.batch_size, shuffle=True, drop_last=len(train_set) > cfg.batch_size,
-                              generator=gen, **workers)
+    # the permutation of a DataLoader(shuffle=True, generator=gen), cut into global batches
+    batches = ShardedBatchSampler(RandomSampler(train_set, generator=gen), cfg.batch_size,
+                                  drop_last=len(train_set) > cfg.batch_size,
+                                  rank=ctx.rank, world_size=ctx.world_size)
+    workers = dict(num_workers=cfg.num_workers, persistent_workers=False, pin_memory=device.type == "cuda")
+    train_loader = DataLoader(train_set, batch_sampler=batches, generator=gen, **workers)
     val_loader = DataLoader(val_set, batch_size=cfg.batch_size * 4, shuffle=False, **workers)
-    val_labels = val_set.labels
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingWarmRestarts(
         optimizer, T_0=cfg.t_0, T_mult=cfg.t_mult, eta_min=cfg.min_lr)
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
     best: tuple[float, int, dict, np.ndarray] | None = None
     history: list[dict[str, float]] = []
+    log.debug("fold %d: global batch %d = %d x %d ranks", fold, cfg.batch_size, rank_batch, ctx.world_size)
     for epoch in range(cfg.epochs):
-        model.train()
+        net.train()
+        train_set.set_epoch(epoch)
         lr = optimizer.param_groups[0]["lr"]
         total, count, n_batches = 0.0, 0, len(train_loader)
         for i, (x, y) in enumerate(train_loader):
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             with torch.autocast(device.type, enabled=amp):
-                loss = weighted_loss(model(x), y, class_weights)
+                logits = net(x)
+            loss, batch_loss, batch_n = _batch_loss(logits, y, class_weights, ctx)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             if cfg.grad_clip > 0:
                 scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
             scaler.step(optimizer)
             scaler.update()
             scheduler.step(epoch + (i + 1) / n_batches)
-            total += float(loss.detach()) * len(x)
-            count += len(x)
-        probs, val = evaluate_fold(model, val_loader, val_labels, class_weights, device, amp)
-        row = {"epoch": epoch, "train_loss": total / max(count, 1), **val, "lr": lr}
-        history.append(row)
-        key = val["score"] if math.isfinite(val["score"]) else val["val_loss"]
-        if best is None or key < best[0]:
-            best = (key, epoch, copy.deepcopy(model.state_dict()), probs)
-        log.info("fold %d epoch %d: train_loss %.4f val_loss %.4f score %.4f acc %.3f lr %.2e",
-                 fold, epoch, row["train_loss"], val["val_loss"], val["score"], val["accuracy"], lr)
-        if on_epoch is not None:
-            on_epoch(row)
-        if epoch - best[1] >= cfg.patience:
-            log.info("fold %d: early stop after epoch %d (best %d)", fold, epoch, best[1])
+            total += batch_loss * batch_n
+            count += batch_n
+        total = float(distributed.all_reduce_sum(torch.tensor([total], dtype=torch.float64, device=device), ctx))
+        stop = False
+        if ctx.is_main:
+            probs, val = evaluate_fold(model, val_loader, val_set.labels, class_weights, device, amp)
+            row = {"epoch": epoch, "train_loss": total / max(count, 1), **val, "lr": lr}
+            history.append(row)
+            key = val["score"] if math.isfinite(val["score"]) else val["val_loss"]
+            if best is None or key < best[0]:
+                best = (key, epoch, copy.deepcopy(model.state_dict()), probs)
+            log.info("fold %d epoch %d: train_loss %.4f val_loss %.4f score %.4f acc %.3f lr %.2e",
+                     fold, epoch, row["train_loss"], val["val_loss"], val["score"], val["accuracy"], lr)
+            if on_epoch is not None:
+                on_epoch(row)
+            stop = epoch - best[1] >= cfg.patience
+            if stop:
+                log.info("fold %d: early stop after epoch %d (best %d)", fold, epoch, best[1])
+        if distributed.broadcast_flag(stop, ctx):
             break
-    if best is None:
-        raise ValueError("train.epochs must be at least 1")
+    if not ctx.is_main:
+        return None
+    assert best is not None  # epochs >= 1 and rank 0 validated every epoch
+    if ctx.distributed:  # the plain architecture (no DDP wrapper, no synchronised BatchNorm)
+        model = create_model(model_cfg.name, in_chans, model_cfg.drop_rate)
     model.load_state_dict(best[2])
     return FoldResult(fold, best[1], float(best[0]), model.cpu().eval(), best[3], history,
                       time.perf_counter() - start)
+
+
+def _batch_loss(logits: torch.Tensor, y: torch.Tensor, class_weights: torch.Tensor,
+                ctx: Context) -> tuple[torch.Tensor, float, int]:
+    """(loss to backpropagate, the global batch's mean loss, the global batch's size).
+
+    One process: the weighted mean. DDP: this rank's weighted sum x world_size / the
+    global weight sum, so DDP's gradient average equals the one-process gradient.
+    """
+    if not ctx.distributed:
+        loss = weighted_loss(logits, y, class_weights)
+        return loss, float(loss.detach()), len(y)
+    local_sum, local_weight = weighted_loss_sum(logits, y, class_weights)
+    stats = torch.stack([local_weight.detach().double(), torch.tensor(float(len(y)), dtype=torch.float64,
+                                                                      device=local_weight.device)])
+    weight, n = distributed.all_reduce_sum(stats, ctx).tolist()
+    loss = local_sum * (ctx.world_size / weight) if weight > 0 else local_sum * 0.0
+    # the global mean, summed over ranks at the epoch's end: this rank's share
+    return loss, float(loss.detach()) / ctx.world_size, int(n)

@@ -80,6 +80,21 @@ def weighted_loss(logits: torch.Tensor, labels: torch.Tensor, class_weights: tor
                            ignore_index=schema.IGNORE_INDEX)
 
 
+def weighted_loss_sum(logits: torch.Tensor, labels: torch.Tensor,
+                      class_weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(sum of the graded cells' weighted cross-entropies, sum of their weights).
+
+    weighted_loss = the first / the second; under DDP each rank divides its sum by the
+    weight sum of the global batch, so the ranks' losses add up to the one-process loss.
+    """
+    flat = grade_logits(logits).reshape(-1, N_GRADES).float()
+    target = labels.reshape(-1)
+    weights = class_weights.to(flat.device)
+    graded = target != schema.IGNORE_INDEX
+    total = F.cross_entropy(flat, target, weight=weights, ignore_index=schema.IGNORE_INDEX, reduction="sum")
+    return total, weights[target[graded]].sum()
+
+
 def make_checkpoint(model: nn.Module, model_name: str, layout: list[str], roi_size: int,
                     params_flat: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
     """The checkpoint dict of docs/data_formats.md (plain values only: weights_only loadable)."""

@@ -5,14 +5,19 @@ folds and validates (early stopping, OOF probabilities) on fold k. Writes
 models/classifier/fold_<k>.pt, data/processed/oof.parquet,
 metrics/classifier/fold_<k>.csv (one row per epoch) and metrics/classifier.json.
 MLflow: one parent run, one nested run per fold with per-epoch metrics and its checkpoint.
+
+`torchrun --nproc_per_node=N -m lsdc.cli train-classifier` trains each fold with
+DistributedDataParallel (lsdc.classify.distributed); train.batch_size stays the global batch.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +27,7 @@ import pandas as pd
 import torch
 
 from lsdc import metrics, schema, tracking
-from lsdc.classify import augment, data, layout
+from lsdc.classify import augment, data, distributed, layout
 from lsdc.classify.engine import CSV_COLUMNS, train_fold
 from lsdc.classify.model import make_checkpoint
 from lsdc.params import INDEX_DIR, FOLDS_FILE, METRICS_DIR, MODELS_DIR, ROIS_DIR, Params
@@ -68,8 +73,23 @@ def probs_of_frame(frame: pd.DataFrame, where: str = "OOF table") -> np.ndarray:
 
 
 def run(params: Params, paths: Paths = Paths()) -> dict[str, Any]:
-    """Train every fold; write checkpoints, OOF table, curves and summary; return the summary."""
+    """Train every fold; write checkpoints, OOF table, curves and summary; return the summary.
+
+    Under torchrun every rank trains (DistributedDataParallel); rank 0 alone writes the
+    outputs and logs MLflow, and the other ranks return an empty dict.
+    """
+    with distributed.session(params.train.device) as ctx:
+        return _run(params, paths, ctx)
+
+
+@contextlib.contextmanager
+def _no_run(*_: Any, **__: Any) -> Iterator[None]:
+    yield None
+
+
+def _run(params: Params, paths: Paths, ctx: distributed.Context) -> dict[str, Any]:
     start = time.perf_counter()
+    main = ctx.is_main
     store = data.load_store(paths.rois_dir)
     labels = data.load_labels(paths.labels)
     folds = data.load_folds(paths.folds)
@@ -79,25 +99,32 @@ def run(params: Params, paths: Paths = Paths()) -> dict[str, Any]:
     channels = layout.store_channels(store.index, where=str(paths.rois_dir / data.INDEX_FILE))
     keys = layout.build_layout(params.train.layout, channels)
     rows, present = layout.assemble(store.index, study_ids, keys, where=str(paths.rois_dir / data.INDEX_FILE))
+    distributed.local_batch_size(params.train.batch_size, ctx)  # fail before any output is touched
     log.info("%d studies, %d folds, layout %s: %d channels of %d px",
              len(study_ids), len(np.unique(fold_of)), params.train.layout, len(keys), store.roi_size)
-    for p in (paths.checkpoints, paths.curves, paths.oof.parent, paths.summary.parent):
-        p.mkdir(parents=True, exist_ok=True)
-    for old in list(paths.checkpoints.glob("fold_*.pt")) + list(paths.curves.glob("fold_*.csv")):
-        old.unlink()  # a stage rewrites its outs completely
+    if main:
+        for p in (paths.checkpoints, paths.curves, paths.oof.parent, paths.summary.parent):
+            p.mkdir(parents=True, exist_ok=True)
+        for old in list(paths.checkpoints.glob("fold_*.pt")) + list(paths.curves.glob("fold_*.csv")):
+            old.unlink()  # a stage rewrites its outs completely
+    stage_run = tracking.stage_run if main else _no_run  # one MLflow parent run, from rank 0
     oof = np.full((len(study_ids), len(schema.LABEL_COLUMNS), 3), np.nan)
     summary: dict[str, Any] = {"layout": params.train.layout, "in_chans": len(keys),
                                "model": params.model.name, "folds": {}}
-    with tracking.stage_run(STAGE, params) as parent:
-        tracking.set_tags({"layout": params.train.layout, "in_chans": len(keys)})
+    if ctx.distributed:
+        summary["processes"] = ctx.world_size
+    with stage_run(STAGE, params) as parent:
+        if main:
+            tracking.set_tags({"layout": params.train.layout, "in_chans": len(keys),
+                               "processes": ctx.world_size})
         for k in sorted(np.unique(fold_of)):
             k = int(k)
             is_val = fold_of == k
             transform = augment.build_augment(params.train.aug, seed=params.seed + k)
-            train_set = data.StudyCrops(store.crops, rows[~is_val], present[~is_val], y[~is_val], transform)
+            train_set = data.StudyCrops(store.crops, rows[~is_val], present[~is_val], y[~is_val], transform,
+                                        seed=params.seed + k)
             val_set = data.StudyCrops(store.crops, rows[is_val], present[is_val], y[is_val])
-            with tracking.stage_run(STAGE, params, run_name=f"fold_{k}", nested=True,
-                                    tags={"fold": str(k)}):
+            with stage_run(STAGE, params, run_name=f"fold_{k}", nested=True, tags={"fold": str(k)}):
                 curve_path = paths.curves / f"fold_{k}.csv"
 
                 def on_epoch(row: dict[str, Any], path: Path = curve_path) -> None:
@@ -106,7 +133,9 @@ def run(params: Params, paths: Paths = Paths()) -> dict[str, Any]:
                     frame.to_csv(path, mode="a", header=not path.exists(), index=False)
 
                 result = train_fold(k, train_set, val_set, params.model, params.train,
-                                    seed=params.seed + k, on_epoch=on_epoch)
+                                    seed=params.seed + k, on_epoch=on_epoch, ctx=ctx)
+                if result is None:  # a rank other than 0
+                    continue
                 oof[is_val] = result.val_probs
                 ckpt_path = paths.checkpoints / f"fold_{k}.pt"
                 torch.save(make_checkpoint(result.model, params.model.name, keys, store.roi_size,
@@ -120,7 +149,10 @@ def run(params: Params, paths: Paths = Paths()) -> dict[str, Any]:
                 tracking.log_metrics({"best_" + k2: v for k2, v in fold_summary.items()})
                 tracking.log_artifact(ckpt_path)
                 tracking.log_artifact(curve_path)
-            tracking.log_metrics({f"fold_{k}": fold_summary})
+            if main:
+                tracking.log_metrics({f"fold_{k}": fold_summary})
+        if not main:
+            return {}
         oof_frame = probs_frame(study_ids, fold_of, oof)
         oof_frame.to_parquet(paths.oof, index=False)
         summary["oof_score"] = metrics.competition_score(y, oof).as_dict()
@@ -139,5 +171,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(params: Params, args: argparse.Namespace) -> int:
     summary = run(params, Paths(rois_dir=getattr(args, "rois_dir", ROIS_DIR)))
+    if not summary:  # a DDP rank other than 0: rank 0 reports
+        return 0
     print(json.dumps({"oof_score": summary["oof_score"]["total"], "seconds": summary["seconds"]}))
     return 0
