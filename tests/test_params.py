@@ -51,3 +51,8 @@ def test_wrong_type_is_named(tmp_path):
 def test_overrides_apply_dotted_keys():
     p = params.load(ROOT / "params.yaml", overrides={"synth.n_train": 3, "data.root": "/x"})
     assert p.synth.n_train == 3 and p.data.root == "/x"
+
+
+def test_numeric_value_for_a_string_key_becomes_a_string():
+    p = params.load(ROOT / "params.yaml", overrides={"detect.device": 0})
+    assert p.detect.device == "0"

@@ -241,6 +241,8 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
         return _coerce(value, inner, where)
     if annotation is float and isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
+    if annotation is str and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)  # e.g. `--set detect.device=0` (YAML reads 0 as an int)
     if annotation is int and isinstance(value, bool):
         raise ValueError(f"{where}: expected an integer, got {value!r}")
     if annotation in (int, str, bool) and not isinstance(value, annotation):

@@ -81,7 +81,7 @@ def run(params: Params, args: argparse.Namespace) -> dict:
 
         log.info("bench 2/5: ROI extraction vs the notebook loop")
         k = int(_opt(args, "rois_studies", 3))
-        tasks = build_tasks(workspace.subset_index(ws.index_dir, k, scratch / ws.dir.name / f"index_n{k}"))
+        tasks = build_tasks(workspace.subset_index(ws.index_dir, k, ws.dir / f"index_n{k}"))
         results["rois"] = rois.run(tasks, p, ws.detectors_dir, repeats)
         if profile and not results["rois"]["meets"]:
             results["rois"]["profile"] = rois.profile(tasks[0], p, ws.detectors_dir)

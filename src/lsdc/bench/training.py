@@ -94,7 +94,7 @@ def fold_sets(rois_dir: Path, labels_path: Path, folds_path: Path, params: Param
 
 
 def run(rois_dir: Path, labels_path: Path, folds_path: Path, params: Params, repeats: int = 3,
-        loader_workers: tuple[int, ...] = (0, 2), min_studies: int = 96) -> dict:
+        loader_workers: tuple[int, ...] = (0, 2), min_studies: int = 48) -> dict:
     from lsdc.classify.engine import train_fold
 
     train_set, val_set, channels = fold_sets(rois_dir, labels_path, folds_path, params, min_studies)
