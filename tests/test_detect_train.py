@@ -42,12 +42,15 @@ def test_tiny_training_offline_produces_loadable_weights(tmp_path, monkeypatch, 
     })
     yolo_dir = tmp_path / "yolo" / "sag_t2"
     export.export_plane("sag_t2", p, index, folds, yolo_dir)
+    exported = sorted((f.relative_to(yolo_dir), f.stat().st_mtime_ns) for f in yolo_dir.rglob("*"))
     monkeypatch.chdir(tmp_path)  # anything written relative to cwd lands in tmp_path
     metrics = train.train_plane(p, "sag_t2", yolo_dir, models_dir=tmp_path / "models",
                                 metrics_dir=tmp_path / "metrics", scratch=tmp_path / "scratch",
                                 config_dir=tmp_path / "ulcfg")
     weights = tmp_path / "models" / "sag_t2.pt"
     assert weights.stat().st_size > 10_000
+    # training leaves the exported dataset (a DVC out) untouched: no ultralytics label caches
+    assert sorted((f.relative_to(yolo_dir), f.stat().st_mtime_ns) for f in yolo_dir.rglob("*")) == exported
     saved = json.loads((tmp_path / "metrics" / "sag_t2.json").read_text())
     assert saved["loc_points"] == 10 and 0.0 <= saved["mAP50"] <= 1.0 and saved == json.loads(json.dumps(metrics))
     lines = (tmp_path / "metrics" / "sag_t2_results.csv").read_text().splitlines()

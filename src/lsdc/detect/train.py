@@ -114,7 +114,13 @@ def train_plane(p: Params, plane: str, yolo_dir: Path, models_dir: Path = MODELS
     run_dir = scratch / plane
     if run_dir.exists():
         shutil.rmtree(run_dir)
-    data_yaml = resolved_dataset_yaml(yolo_dir, scratch / f"{plane}_dataset.yaml")
+    # ultralytics writes labels/*.cache next to the labels: train on a scratch copy so the
+    # yolo_export output (a DVC out and this stage's dep) stays exactly as exported
+    data_copy = scratch / f"{plane}_data"
+    if data_copy.exists():
+        shutil.rmtree(data_copy)
+    shutil.copytree(yolo_dir, data_copy, ignore=shutil.ignore_patterns("*.cache"))
+    data_yaml = resolved_dataset_yaml(data_copy, scratch / f"{plane}_dataset.yaml")
     names = lab.class_names(plane, p.detect.classes)
     if p.detect.weights:
         if not Path(p.detect.weights).exists():
