@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedKFold
 
-from lsdc import schema
+from lsdc import schema, tracking
 from lsdc.params import Params
 
 log = logging.getLogger(__name__)
@@ -91,10 +91,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(params: Params, args: argparse.Namespace) -> int:
     index_dir = getattr(args, "index_dir", INDEX_DIR)
     out = getattr(args, "out", FOLDS_PATH)
-    folds = build_folds(index_dir, params.cv.n_folds, params.seed)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    folds.to_parquet(out, index=False)
-    sizes = folds["fold"].value_counts().sort_index().to_dict()
+    with tracking.stage_run("folds", params):
+        folds = build_folds(index_dir, params.cv.n_folds, params.seed)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        folds.to_parquet(out, index=False)
+        sizes = folds["fold"].value_counts().sort_index().to_dict()
+        tracking.log_metrics({"studies": len(folds), "fold_size": {str(k): v for k, v in sizes.items()}})
     log.info("wrote %s: %d studies, fold sizes %s", out, len(folds), sizes)
     print(f"folds: {len(folds)} studies in {params.cv.n_folds} folds {sizes} -> {out}")
     return 0

@@ -54,7 +54,7 @@ def _in_pool(pool: ProcessPoolExecutor, fn, series: list[list[str]]):
     return lambda: sum(pool.map(fn, order))
 
 
-def run(index_dir: Path, data_root: Path, n_studies: int = 8, repeats: int = 3, workers: int = 2) -> dict:
+def run(index_dir: Path, data_root: Path, n_studies: int = 20, repeats: int = 3, workers: int = 2) -> dict:
     series = series_paths(index_dir, data_root, n_studies)
     n_files = sum(len(s) for s in series)
     if n_files == 0:
@@ -63,12 +63,13 @@ def run(index_dir: Path, data_root: Path, n_studies: int = 8, repeats: int = 3, 
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
         list(pool.map(plain_series, [s[:1] for s in series[:workers * 2]]))  # start the workers
+        cpu: dict[str, list[float]] = {}
         times = interleaved({
             "plain_1": _in_process(plain_series, series),
             "lsdc_1": _in_process(ours_series, series),
             f"plain_{workers}": _in_pool(pool, plain_series, series),
             f"lsdc_{workers}": _in_pool(pool, ours_series, series),
-        }, repeats)
+        }, repeats, cpu=cpu)
     rate = {k: n_files / median(v) for k, v in times.items()}
     one = rate["lsdc_1"] / rate["plain_1"]
     two = rate[f"lsdc_{workers}"] / rate["plain_1"]
@@ -78,6 +79,7 @@ def run(index_dir: Path, data_root: Path, n_studies: int = 8, repeats: int = 3, 
         "files_per_s": {k: round(v, 1) for k, v in rate.items()},
         "seconds": {k: [round(x, 4) for x in v] for k, v in times.items()},
         "ratio_lsdc_vs_plain_1proc": round(one, 3),
+        "cpu_ms_per_file_1proc": {k: round(1000 * median(cpu[k]) / n_files, 3) for k in ("plain_1", "lsdc_1")},
         f"ratio_lsdc_{workers}proc_vs_plain_1proc": round(two, 3),
         f"ratio_plain_{workers}proc_vs_plain_1proc": round(rate[f"plain_{workers}"] / rate["plain_1"], 3),
         "target_1proc": TARGET_ONE, "target_2proc": TARGET_TWO,

@@ -19,6 +19,8 @@ def _decode(r: dict) -> list[Row]:
         ("1 decode", f"plain dcmread().pixel_array loop, 1 proc ({r['files']} RLE files)", f"{fps['plain_1']:.0f} files/s", ""),
         ("", "lsdc.dicom.read_series, 1 proc", f"{fps['lsdc_1']:.0f} files/s = {r['ratio_lsdc_vs_plain_1proc']:.2f}x",
          f">= {r['target_1proc']}x {_ok(r['meets_1proc'])}"),
+        ("", "  CPU per file, plain / lsdc (1 proc)", " / ".join(f"{v:.2f} ms" for v in
+                                                          r["cpu_ms_per_file_1proc"].values()), ""),
         ("", f"plain loop, {w} procs", f"{fps[f'plain_{w}']:.0f} files/s = {r[f'ratio_plain_{w}proc_vs_plain_1proc']:.2f}x", ""),
         ("", f"lsdc.dicom.read_series, {w} procs", f"{fps[f'lsdc_{w}']:.0f} files/s = "
          f"{r[f'ratio_lsdc_{w}proc_vs_plain_1proc']:.2f}x", f">= {r['target_2proc']}x {_ok(r['meets_2proc'])}"),

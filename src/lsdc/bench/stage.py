@@ -34,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--image-scale", type=float, default=0.3, help="synth.image_scale of the bench data")
     parser.add_argument("--repeats", type=int, default=3, help="repeats of each timed comparison")
     parser.add_argument("--scaling-repeats", type=int, default=1, help="repeats of each scaling size")
-    parser.add_argument("--decode-studies", type=int, default=8, help="studies whose files the decode bench reads")
+    parser.add_argument("--decode-studies", type=int, default=20, help="studies whose files the decode bench reads")
     parser.add_argument("--rois-studies", type=int, default=3, help="studies of the notebook comparison")
     parser.add_argument("--store-studies", type=int, default=30,
                         help="studies in the ROI store used for training (and the small classifier)")
@@ -58,7 +58,7 @@ def run(params: Params, args: argparse.Namespace) -> dict:
     use_project = not getattr(args, "bench_models", False)
     profile = not getattr(args, "no_profile", False)
     store_n = int(_opt(args, "store_studies", 30))
-    n_data = max([*sizes, store_n, _opt(args, "decode_studies", 8), 10])
+    n_data = max([*sizes, store_n, _opt(args, "decode_studies", 20), 10])
     started = time.perf_counter()
     results: dict = {"machine": machine()}
 
@@ -73,7 +73,7 @@ def run(params: Params, args: argparse.Namespace) -> dict:
         from lsdc.bench import decode
 
         log.info("bench 1/5: DICOM decode")
-        results["decode"] = decode.run(ws.index_dir, ws.data_root, int(_opt(args, "decode_studies", 8)),
+        results["decode"] = decode.run(ws.index_dir, ws.data_root, int(_opt(args, "decode_studies", 20)),
                                        repeats, max(2, p.data.workers))
     if "rois" in only:
         from lsdc.bench import rois

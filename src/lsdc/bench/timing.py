@@ -24,11 +24,13 @@ def median(values: list[float]) -> float:
     return float(statistics.median(values)) if values else float("nan")
 
 
-def interleaved(contenders: dict[str, Callable[[], object]], repeats: int,
-                warmup: bool = True) -> dict[str, list[float]]:
+def interleaved(contenders: dict[str, Callable[[], object]], repeats: int, warmup: bool = True,
+                cpu: dict[str, list[float]] | None = None) -> dict[str, list[float]]:
     """Seconds per call of each contender, `repeats` rounds, the contenders alternating
     within each round (their order reversed every other round). One untimed warm-up
-    call each first (imports, caches, lazy model set-up) unless `warmup` is False."""
+    call each first (imports, caches, lazy model set-up) unless `warmup` is False.
+    `cpu`, when given, receives this process's CPU seconds per call (less sensitive to
+    other load than wall time; excludes work done in worker processes)."""
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}")
     names = list(contenders)
@@ -38,9 +40,11 @@ def interleaved(contenders: dict[str, Callable[[], object]], repeats: int,
     times: dict[str, list[float]] = {name: [] for name in names}
     for r in range(repeats):
         for name in (names if r % 2 == 0 else names[::-1]):
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             contenders[name]()
             times[name].append(time.perf_counter() - start)
+            if cpu is not None:
+                cpu.setdefault(name, []).append(time.process_time() - cpu_start)
             log.debug("%s: %.3f s", name, times[name][-1])
     return times
 

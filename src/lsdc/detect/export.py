@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from lsdc import dicom, schema
+from lsdc import dicom, schema, tracking
 from lsdc.detect import labels as lab
 from lsdc.folds import FOLDS_PATH, load_folds
 from lsdc.params import Params
@@ -210,7 +210,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(params: Params, args: argparse.Namespace) -> int:
     out = args.out or YOLO_DIR / args.plane
-    counts = export_plane(args.plane, params, args.index_dir, args.folds, out)
+    with tracking.stage_run(f"yolo_export@{args.plane}", params):
+        counts = export_plane(args.plane, params, args.index_dir, args.folds, out)
+        tracking.log_metrics({k: v for k, v in counts.items() if isinstance(v, dict)})
+        tracking.log_artifact(out / "export.json")
     log.info("exported %s to %s: %s", args.plane, out, counts)
     print(json.dumps(counts))
     return 0
