@@ -33,7 +33,7 @@ COMMANDS: dict[str, tuple[str, tuple[str, ...], str]] = {
     "evaluate": ("lsdc.evaluate", ("evaluate",), "competition metric and plots on out-of-fold predictions"),
     "predict": ("lsdc.predict.stage", ("data", "rois", "predict"), "Kaggle-format submission for the test studies"),
     "predict-study": ("lsdc.predict.study", ("data", "detect", "rois", "predict"), "grade one study folder; table, JSON and overlay PNG"),
-    "bench": ("lsdc.bench.stage", ("data", "rois", "train"), "benchmarks: speed and memory against baselines"),
+    "bench": ("lsdc.bench.stage", ("data", "synth", "detect", "rois", "model", "train", "predict"), "benchmarks: speed and memory against baselines"),
     "profile": ("lsdc.profile", (), "switch params.yaml to a named profile (e.g. real-gpu)"),
 }
 

@@ -85,3 +85,11 @@ def run(index_dir: Path, data_root: Path, n_studies: int = 20, repeats: int = 3,
         "target_1proc": TARGET_ONE, "target_2proc": TARGET_TWO,
         "meets_1proc": bool(one >= TARGET_ONE), "meets_2proc": bool(two >= TARGET_TWO),
     }
+
+
+def profile(index_dir: Path, data_root: Path, n_studies: int = 3) -> dict:
+    """cProfile of read_series over the series of the first n studies (in this process)."""
+    from lsdc.bench.profiling import top_entries
+
+    series = series_paths(index_dir, data_root, n_studies)
+    return top_entries(lambda: [ours_series(s) for s in series])

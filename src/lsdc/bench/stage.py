@@ -75,6 +75,8 @@ def run(params: Params, args: argparse.Namespace) -> dict:
         log.info("bench 1/5: DICOM decode")
         results["decode"] = decode.run(ws.index_dir, ws.data_root, int(_opt(args, "decode_studies", 20)),
                                        repeats, max(2, p.data.workers))
+        if profile and not (results["decode"]["meets_1proc"] and results["decode"]["meets_2proc"]):
+            results["decode"]["profile"] = decode.profile(ws.index_dir, ws.data_root)
     if "rois" in only:
         from lsdc.bench import rois
         from lsdc.rois.stage import build_tasks

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import shutil
 import tempfile
 import time
 from collections import defaultdict
@@ -171,6 +172,7 @@ def run(study_dir: Path, params: Params, detectors_dir: Path, models_root: Path,
     finally:
         for h in hooks:
             h.remove()
+        shutil.rmtree(out, ignore_errors=True)
     med = {k: round(median([r[k] for r in rows]), 4) for k in rows[0]}
     total = med["total"]
     return {
