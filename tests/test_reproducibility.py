@@ -49,7 +49,9 @@ def _write_profile(repo, overrides):
 
 
 def _dry(repo) -> set[str]:
-    return set(e2e.repro(repo, "--dry"))
+    """Stages DVC would run: the changed ones plus everything downstream of them (a dry run
+    executes nothing, so without --force-downstream it could not know outputs will change)."""
+    return set(e2e.repro(repo, "--dry", "--force-downstream"))
 
 
 @pytest.mark.parametrize("group", sorted(CHANGES))
