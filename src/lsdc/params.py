@@ -209,19 +209,20 @@ class Params:
 
     def flat(self) -> dict[str, Any]:
         """Dotted keys -> values, e.g. {'synth.n_train': 160}; for logging to MLflow."""
-        return _flatten(dataclasses.asdict(self))
+        return flatten(dataclasses.asdict(self))
 
     def section(self, name: str) -> dict[str, Any]:
         """One section as a flat dict with dotted keys (plus the global seed)."""
         return {k: v for k, v in self.flat().items() if k.startswith(name + ".") or k == "seed"}
 
 
-def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested mapping -> dotted keys, e.g. {'synth': {'seed': 7}} -> {'synth.seed': 7}."""
     out: dict[str, Any] = {}
     for k, v in d.items():
         key = f"{prefix}{k}"
         if isinstance(v, dict):
-            out.update(_flatten(v, key + "."))
+            out.update(flatten(v, key + "."))
         else:
             out[key] = v
     return out

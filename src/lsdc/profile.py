@@ -22,16 +22,9 @@ log = logging.getLogger(__name__)
 PROFILES_DIR = Path("profiles")
 
 
-def flat_overrides(raw: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+def flat_overrides(raw: dict[str, Any]) -> dict[str, Any]:
     """Nested profile mapping -> dotted keys; lists and scalars are leaves."""
-    out: dict[str, Any] = {}
-    for key, value in raw.items():
-        dotted = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(flat_overrides(value, dotted + "."))
-        else:
-            out[dotted] = value
-    return out
+    return params_mod.flatten(raw)
 
 
 def profile_path(name: str | Path) -> Path:
