@@ -6,7 +6,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.lsdc-installed
 
-.PHONY: install pipeline test test-fast mlflow-ui clean-venv
+.PHONY: install lint pipeline test test-fast mlflow-ui clean-venv
 
 install: $(STAMP)
 
@@ -20,10 +20,13 @@ $(STAMP): pyproject.toml
 pipeline: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/dvc repro
 
-test: $(STAMP)
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+
+test: $(STAMP) lint
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -q --durations=15
 
-test-fast: $(STAMP)
+test-fast: $(STAMP) lint
 	PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pytest -q -m "not slow"
 
 mlflow-ui: $(STAMP)
