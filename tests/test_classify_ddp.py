@@ -183,7 +183,7 @@ def test_two_cpu_processes_match_one_process(tmp_path, monkeypatch):
         proc = _stage(cwd, inputs["rois"], launcher)
         assert proc.returncode == 0, f"{name}: {proc.stderr[-3000:]}"
         runs[name] = (cwd, proc)
-    (one, one_proc), (two, two_proc) = runs["single"], runs["ddp"]
+    (one, _one_proc), (two, two_proc) = runs["single"], runs["ddp"]
     # one report line: only rank 0 prints
     assert len([ln for ln in two_proc.stdout.splitlines() if ln.startswith('{"oof_score"')]) == 1
     oof1, oof2 = (pd.read_parquet(d / train.Paths().oof) for d in (one, two))

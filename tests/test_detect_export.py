@@ -4,8 +4,8 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
-from detect_fixtures import COLS, ROWS, SPACING, write_index
 
+from detect_fixtures import COLS, ROWS, SPACING, write_index
 from lsdc import params as params_mod
 from lsdc import schema
 from lsdc.detect.export import export_plane

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from detect_fixtures import SPACING, disc_points, render, write_index
 
+from detect_fixtures import SPACING, disc_points, render, write_index
 from lsdc import params as params_mod
 
 PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"

@@ -8,10 +8,9 @@ import numpy as np
 import pydicom
 import pytest
 from pydicom.data import get_testdata_file
-from tests.rsna_layout import AX_IOP, SAG_IOP, write_slice
 
 from lsdc import dicom
-
+from tests.rsna_layout import AX_IOP, SAG_IOP, write_slice
 
 # ----------------------------------------------------------------------------- geometry
 

@@ -12,10 +12,11 @@ import numpy as np
 import pandas as pd
 import pytest
 from pydicom.data import get_testdata_file
-from tests.rsna_layout import PLANE_SHAPES, make_root, series_dir, write_slice
 
 from lsdc import schema
-from lsdc.ingest import NotRsnaRootError, build_index, problems as pk
+from lsdc.ingest import NotRsnaRootError, build_index
+from lsdc.ingest import problems as pk
+from tests.rsna_layout import PLANE_SHAPES, make_root, series_dir, write_slice
 
 TRAIN, TEST = (1001, 1002), (2001,)
 N_SLICES = 3
@@ -255,7 +256,7 @@ def test_not_an_rsna_root_fails_naming_what_is_missing(root, remove, missing):
 
 def test_not_an_rsna_root_cli_exit_code(tmp_path, capsys):
     from lsdc import ingest as stage
-    from lsdc.params import Params, Data
+    from lsdc.params import Data, Params
 
     params = Params(data=Data(root=str(tmp_path), workers=0))
     args = argparse.Namespace(out_dir=tmp_path / "index", metrics=tmp_path / "m.json", no_tracking=True)
@@ -313,7 +314,7 @@ def test_real_world_files_read_and_unreadable_quarantined(root):
 
 def test_stage_main_writes_tables_metrics_and_quarantine_csv(root, tmp_path, capsys):
     from lsdc import ingest as stage
-    from lsdc.params import Params, Data
+    from lsdc.params import Data, Params
 
     (series_dir(root, 1001, "sag_t1") / "1.dcm").write_bytes(b"")  # not an annotated slice
     params = Params(data=Data(root=str(root), workers=0))

@@ -142,7 +142,7 @@ class SliceHeader:
             return None
         try:
             geom = SliceGeometry.from_tags(self.ipp, self.iop, self.pixel_spacing, self.rows, self.cols)
-            geom.normal  # raises on a degenerate orientation
+            _ = geom.normal  # raises on a degenerate orientation
         except ValueError:
             return None
         return geom

@@ -50,7 +50,7 @@ def competition_score(labels: np.ndarray, probs: np.ndarray) -> Score:
     """The competition score of probs (n, 25, 3) against labels (n, 25); lower is better."""
     labels, probs = _check_arrays(labels, probs)
     probs = normalise(probs)
-    terms = {fam: _weighted_log_loss(labels[:, COLUMN_FAMILY == fam], probs[:, COLUMN_FAMILY == fam])
+    terms = {fam: _weighted_log_loss(labels[:, fam == COLUMN_FAMILY], probs[:, fam == COLUMN_FAMILY])
              for fam in FAMILY_TERMS}
     terms["any_severe_spinal"] = _any_severe_spinal(labels[:, SPINAL], probs[:, SPINAL])
     scored = [v for v in terms.values() if not np.isnan(v)]
@@ -156,9 +156,9 @@ def classification_report(labels: np.ndarray, probs: np.ndarray) -> dict[str, di
     Missing labels are excluded; the predicted grade is the most probable one."""
     labels, probs = _check_arrays(labels, probs)
     probs = normalise(probs)
-    groups: dict[str, np.ndarray] = {fam: COLUMN_FAMILY == fam for fam in FAMILY_TERMS}
+    groups: dict[str, np.ndarray] = {fam: fam == COLUMN_FAMILY for fam in FAMILY_TERMS}
     for cond, cslug in zip(schema.CONDITIONS, schema.CONDITION_SLUGS):
-        groups[cslug] = COLUMN_CONDITION == cond
+        groups[cslug] = cond == COLUMN_CONDITION
     groups["overall"] = np.ones(N_LABELS, dtype=bool)
     return {name: _report(labels[:, cols], probs[:, cols]) for name, cols in groups.items()}
 

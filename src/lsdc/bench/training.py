@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+
 from lsdc.bench.timing import median
 from lsdc.params import Params
 

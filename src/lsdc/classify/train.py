@@ -30,7 +30,7 @@ from lsdc import metrics, schema, tracking
 from lsdc.classify import augment, data, distributed, layout
 from lsdc.classify.engine import CSV_COLUMNS, train_fold
 from lsdc.classify.model import make_checkpoint
-from lsdc.params import INDEX_DIR, FOLDS_FILE, METRICS_DIR, MODELS_DIR, ROIS_DIR, Params
+from lsdc.params import FOLDS_FILE, INDEX_DIR, METRICS_DIR, MODELS_DIR, ROIS_DIR, Params
 
 log = logging.getLogger(__name__)
 

@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lsdc.detect import anatomy, labels as lab
-from lsdc.detect import ultralytics_env
+from lsdc.detect import anatomy, ultralytics_env
+from lsdc.detect import labels as lab
 from lsdc.params import Detect
 
 log = logging.getLogger(__name__)

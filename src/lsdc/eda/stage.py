@@ -8,9 +8,8 @@ import logging
 from pathlib import Path
 
 from lsdc import tracking
-from lsdc.eda import examples, findings, sections
+from lsdc.eda import examples, findings, sections, stats
 from lsdc.eda import report as report_mod
-from lsdc.eda import stats
 from lsdc.eda.tables import IndexTables, load_index
 from lsdc.params import INDEX_DIR, METRICS_DIR, REPORTS_DIR, Params
 

@@ -24,8 +24,8 @@ import numpy as np
 
 from lsdc import dicom, schema
 from lsdc.classify.data import LABELS_FILE
-from lsdc.classify.layout import Channel, side_key
 from lsdc.classify.engine import resolve_device
+from lsdc.classify.layout import Channel, side_key
 from lsdc.ingest.csvs import parse_id, read_series_csv
 from lsdc.ingest.problems import Problems
 from lsdc.params import INDEX_DIR, MODELS_DIR, REPORTS_DIR, Params

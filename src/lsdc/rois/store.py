@@ -60,7 +60,7 @@ class StoreWriter:
         mm = np.lib.format.open_memmap(self._tmp_crops, mode="w+", dtype=np.uint8, shape=(n_rows, size, size))
         self._offset = int(mm.offset)
         del mm  # sized on disk (zeros); rows are written through a file handle below
-        self._fh = open(self._tmp_crops, "r+b")
+        self._fh = open(self._tmp_crops, "r+b")  # noqa: SIM115 -- held open across appends, closed in close()
         self._writer: pq.ParquetWriter | None = None
         self._pending: list[tuple] = []
         self._pending_start = 0

@@ -204,7 +204,7 @@ def study_shares(grades: np.ndarray) -> dict[str, float]:
         "any_severe_spinal": float((g[:, spinal] == 2).any(axis=1).mean()),
     }
     for family, (left, right) in (("foraminal", (1, 2)), ("subarticular", (3, 4))):
-        a, b = g[:, COLUMN_CONDITION == left], g[:, COLUMN_CONDITION == right]
+        a, b = g[:, left == COLUMN_CONDITION], g[:, right == COLUMN_CONDITION]
         both = (a != schema.IGNORE_INDEX) & (b != schema.IGNORE_INDEX)
         agree = float((a == b)[both].mean()) if both.any() else float("nan")
         out[f"left_right_agreement_{family}"] = agree
