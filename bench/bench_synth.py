@@ -23,7 +23,7 @@ def main() -> None:
     synth = params.load().synth
     if args.studies:
         synth = dataclasses.replace(synth, n_train=args.studies, n_test=max(1, args.studies // 8))
-    workers = synth.workers if args.workers is None else args.workers
+    workers = params.load().runtime.workers if args.workers is None else args.workers
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
         summary = generate.generate(synth, out, workers=workers, progress=False)

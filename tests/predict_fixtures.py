@@ -30,8 +30,8 @@ STUDIES = [
     dict(split="test", study=202, x0=-1.0, planes=("sag_t1", "sag_t2")),  # no Axial T2 series
 ]
 TEST_IDS = (201, 202)
-OVERRIDES = {"data.workers": 0, "rois.roi_size": 16, "rois.slices.sag_t1": 1, "rois.slices.sag_t2": 1,
-             "rois.slices.ax_t2": 1, "predict.device": "cpu"}
+OVERRIDES = {"runtime.workers": 0, "rois.roi_size": 16, "rois.slices.sag_t1": 1, "rois.slices.sag_t2": 1,
+             "rois.slices.ax_t2": 1, "runtime.predict_device": "cpu"}
 _CACHE: dict[str, SimpleNamespace] = {}
 
 

@@ -11,7 +11,7 @@ import pydicom
 from lsdc.params import Synth
 
 TINY = Synth(seed=11, n_train=5, n_test=3, first_study_id=1_000_000, image_scale=0.3,
-             sag_slices=(13, 15), axial_per_level=(2, 3), reader_noise=0.35, workers=1)
+             sag_slices=(13, 15), axial_per_level=(2, 3), reader_noise=0.35)
 
 
 def tiny(**changes) -> Synth:

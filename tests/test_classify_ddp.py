@@ -26,7 +26,7 @@ from lsdc.classify import augment, data, distributed, engine, model, train
 
 ROOT = Path(__file__).resolve().parents[1]
 # same global batch in both runs; tiny so that the whole stage runs in seconds per process
-TINY = {"model.name": "resnet10t", "train.epochs": 2, "train.batch_size": 4, "train.device": "cpu"}
+TINY = {"model.name": "resnet10t", "train.epochs": 2, "train.batch_size": 4, "runtime.train_device": "cpu"}
 N_FOLDS = 2
 # OOF probabilities of 2 processes vs 1: measured max |difference| 1.6e-05 (2 folds x 2 epochs,
 # one global batch of 4 each). Gradients agree to float32 rounding (the 2-process test below:

@@ -15,7 +15,7 @@ from lsdc.classify import augment, data, layout, model, train
 from lsdc.classify.engine import CSV_COLUMNS, train_fold
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = {"model.name": "resnet10t", "train.epochs": 1, "train.batch_size": 4, "train.device": "cpu"}
+TINY = {"model.name": "resnet10t", "train.epochs": 1, "train.batch_size": 4, "runtime.train_device": "cpu"}
 
 
 def run_tiny(root: Path, **overrides):

@@ -15,14 +15,14 @@ PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
 
 
 def _params(root, **over):
-    base = {"data.root": str(root), "data.workers": 0, "detect.imgsz": 64}
+    base = {"data.root": str(root), "runtime.workers": 0, "detect.export.imgsz": 64}
     return params_mod.load(PARAMS, {**base, **over})
 
 
 @pytest.mark.parametrize("mode", ["levels", "anatomy"])
 def test_export_one_line_per_point_with_class(tmp_path, mode):
     root, index, folds = write_index(tmp_path, n_studies=4)
-    p = _params(root, **{"detect.classes": mode})
+    p = _params(root, **{"detect.export.classes": mode})
     out = tmp_path / "yolo"
     counts = export_plane("sag_t2", p, index, folds, out)
     assert counts["images"] == {"train": 2, "val": 2} and counts["points"] == {"train": 10, "val": 10}

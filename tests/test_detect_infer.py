@@ -5,7 +5,7 @@ from lsdc.detect.infer import Boxes, points_table
 
 
 def _cfg(mode):
-    return params_mod.Detect(classes=mode)
+    return params_mod.Detect(export=params_mod.DetectExport(classes=mode))
 
 
 def test_points_table_levels_by_anatomy_with_slice_side():

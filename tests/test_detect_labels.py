@@ -33,7 +33,7 @@ def test_classes_per_mode():
     assert class_of_point("ax_t2", "levels", "Left Subarticular Stenosis", "L1/L2") == 1
     assert class_of_point("sag_t1", "levels", "Right Neural Foraminal Narrowing", "L4/L5") == 3
     assert class_of_point("sag_t1", "anatomy", "Right Neural Foraminal Narrowing", "L4/L5") == 0
-    with pytest.raises(ValueError, match="detect.classes"):
+    with pytest.raises(ValueError, match="detect.export.classes"):
         class_names("sag_t1", "bogus")
 
 

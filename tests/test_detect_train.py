@@ -37,8 +37,8 @@ def test_tiny_training_offline_produces_loadable_weights(tmp_path, monkeypatch, 
 
     root, index, folds = write_index(tmp_path, n_studies=6)
     p = params_mod.load(PARAMS, {
-        "data.root": str(root), "data.workers": 0, "detect.imgsz": 64, "detect.epochs": 1,
-        "detect.batch": 4, "detect.mosaic": 0.0, "detect.close_mosaic": 0, "detect.conf": 0.001,
+        "data.root": str(root), "runtime.workers": 0, "detect.export.imgsz": 64, "detect.train.epochs": 1,
+        "detect.train.batch": 4, "detect.train.mosaic": 0.0, "detect.train.close_mosaic": 0, "detect.infer.conf": 0.001,
     })
     yolo_dir = tmp_path / "yolo" / "sag_t2"
     export.export_plane("sag_t2", p, index, folds, yolo_dir)

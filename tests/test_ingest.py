@@ -256,9 +256,9 @@ def test_not_an_rsna_root_fails_naming_what_is_missing(root, remove, missing):
 
 def test_not_an_rsna_root_cli_exit_code(tmp_path, capsys):
     from lsdc import ingest as stage
-    from lsdc.params import Data, Params
+    from lsdc.params import Data, Params, Runtime
 
-    params = Params(data=Data(root=str(tmp_path), workers=0))
+    params = Params(data=Data(root=str(tmp_path)), runtime=Runtime(workers=0))
     args = argparse.Namespace(out_dir=tmp_path / "index", metrics=tmp_path / "m.json", no_tracking=True)
     assert stage.main(params, args) == 2
     assert "missing train.csv" in capsys.readouterr().err
@@ -314,10 +314,10 @@ def test_real_world_files_read_and_unreadable_quarantined(root):
 
 def test_stage_main_writes_tables_metrics_and_quarantine_csv(root, tmp_path, capsys):
     from lsdc import ingest as stage
-    from lsdc.params import Data, Params
+    from lsdc.params import Data, Params, Runtime
 
     (series_dir(root, 1001, "sag_t1") / "1.dcm").write_bytes(b"")  # not an annotated slice
-    params = Params(data=Data(root=str(root), workers=0))
+    params = Params(data=Data(root=str(root)), runtime=Runtime(workers=0))
     args = argparse.Namespace(out_dir=tmp_path / "index", metrics=tmp_path / "metrics" / "ingest.json",
                               no_tracking=True)
     assert stage.main(params, args) == 0
@@ -336,11 +336,11 @@ def test_stage_main_logs_an_mlflow_run(root, tmp_path, monkeypatch):
     import mlflow
 
     from lsdc import ingest as stage
-    from lsdc.params import Data, Params
+    from lsdc.params import Data, Params, Runtime
 
     monkeypatch.setenv("LSDC_TRACKING_URI", f"sqlite:///{tmp_path}/store.db")
     (series_dir(root, 1001, "sag_t1") / "1.dcm").write_bytes(b"")
-    params = Params(data=Data(root=str(root), workers=0))
+    params = Params(data=Data(root=str(root)), runtime=Runtime(workers=0))
     args = argparse.Namespace(out_dir=tmp_path / "index", metrics=tmp_path / "ingest.json")
     assert stage.main(params, args) == 0
     runs = mlflow.search_runs(experiment_names=[params.tracking.experiment], output_format="list")
@@ -359,8 +359,7 @@ def test_ingest_of_a_tiny_synthetic_dataset_is_clean(tmp_path):
     generate = pytest.importorskip("lsdc.synth.generate", reason="synthetic generator not available")
     from lsdc.params import Synth
 
-    synth = Synth(n_train=2, n_test=1, image_scale=0.25, sag_slices=(5, 6), axial_per_level=(1, 1),
-                  workers=0)
+    synth = Synth(n_train=2, n_test=1, image_scale=0.25, sag_slices=(5, 6), axial_per_level=(1, 1))
     root = tmp_path / "synthetic"
     generate.generate(synth, root, workers=0, progress=False)
     index = ingest(root)

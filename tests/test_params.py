@@ -54,5 +54,5 @@ def test_overrides_apply_dotted_keys():
 
 
 def test_numeric_value_for_a_string_key_becomes_a_string():
-    p = params.load(ROOT / "params.yaml", overrides={"detect.device": 0})
-    assert p.detect.device == "0"
+    p = params.load(ROOT / "params.yaml", overrides={"runtime.detect_device": 0})
+    assert p.runtime.detect_device == "0"

@@ -22,7 +22,7 @@ AFTER_DETECTORS = {"extract_rois", "train_classifier", "evaluate", "predict"}
 CHANGES = {
     "synth": ("synth.reader_noise", 0.3, None),  # None = every stage
     "eda": ("eda.max_scatter_points", 12345, {"eda"}),
-    "detect": ("detect.epochs", 2, {f"train_detector@{p}" for p in ("sag_t1", "sag_t2", "ax_t2")} | AFTER_DETECTORS),
+    "detect": ("detect.train.epochs", 2, {f"train_detector@{p}" for p in ("sag_t1", "sag_t2", "ax_t2")} | AFTER_DETECTORS),
     "rois": ("rois.crop_mm.sag_t2", 44.0, AFTER_DETECTORS),
     "train": ("train.lr", 0.002, {"train_classifier", "evaluate", "predict"}),
 }

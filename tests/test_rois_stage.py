@@ -44,7 +44,7 @@ def dataset(tmp_path_factory):
 def _params(root: Path, **rois):
     """Default params (not the repo's params.yaml, which others edit) for this root."""
     p = params_mod.Params()
-    return replace(p, data=replace(p.data, root=str(root), workers=0), rois=replace(p.rois, **rois))
+    return replace(p, data=replace(p.data, root=str(root)), runtime=replace(p.runtime, workers=0), rois=replace(p.rois, **rois))
 
 
 def _run(base: Path, root: Path, name: str, index_dir: Path | None = None, detectors=None, **overrides):

@@ -3,7 +3,7 @@
 Folds are grouped by study (one row per study, so a study's series, slices and
 labels all fall in one fold) and stratified on a per-study grade summary, so every
 fold sees a similar mix of mild, moderate and severe studies. The detectors
-validate on fold `detect.val_fold`; the classifier's fold k validates on fold k.
+validate on fold `detect.export.val_fold`; the classifier's fold k validates on fold k.
 """
 
 from __future__ import annotations

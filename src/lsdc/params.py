@@ -31,7 +31,18 @@ REPORTS_DIR = Path("reports")
 @dataclass(frozen=True)
 class Data:
     root: str = "data/synthetic"
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Speed-only settings: listed by no stage, so changing them re-runs nothing."""
+
     workers: int = 2
+    detect_device: str = "cpu"
+    detect_workers: int = 0
+    train_device: str = "auto"
+    loader_workers: int = 0
+    predict_device: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -50,7 +61,6 @@ class Synth:
     sag_slices: tuple[int, int] = (13, 17)
     axial_per_level: tuple[int, int] = (3, 4)
     reader_noise: float = 0.35
-    workers: int = 2
 
 
 @dataclass(frozen=True)
@@ -77,13 +87,16 @@ class BoxMm:
 
 
 @dataclass(frozen=True)
-class Detect:
-    planes: tuple[str, ...] = ("sag_t1", "sag_t2", "ax_t2")
+class DetectExport:
     classes: str = "anatomy"
     val_fold: int = 0
     imgsz: int = 256
     box_mm: BoxMm = field(default_factory=BoxMm)
     complete_slices: int = 1
+
+
+@dataclass(frozen=True)
+class DetectTrain:
     model: str = "yolov8.yaml"
     width_multiple: float = 0.125
     depth_multiple: float = 0.33
@@ -100,15 +113,35 @@ class Detect:
     fliplr: float = 0.0
     degrees: float = 5.0
     scale: float = 0.2
+
+
+@dataclass(frozen=True)
+class DetectInfer:
     conf: float = 0.05
     iou: float = 0.5
     max_det: int = 20
+
+
+@dataclass(frozen=True)
+class DetectAnatomy:
     disc_spacing_mm: tuple[float, float] = (18.0, 60.0)
     max_offaxis_mm: float = 12.0
     side_sep_mm: tuple[float, float] = (6.0, 50.0)
+
+
+@dataclass(frozen=True)
+class DetectEvaluate:
     within_mm: float = 5.0
-    workers: int = 0
-    device: str = "cpu"
+
+
+@dataclass(frozen=True)
+class Detect:
+    planes: tuple[str, ...] = ("sag_t1", "sag_t2", "ax_t2")
+    export: DetectExport = field(default_factory=DetectExport)
+    train: DetectTrain = field(default_factory=DetectTrain)
+    infer: DetectInfer = field(default_factory=DetectInfer)
+    anatomy: DetectAnatomy = field(default_factory=DetectAnatomy)
+    evaluate: DetectEvaluate = field(default_factory=DetectEvaluate)
 
 
 @dataclass(frozen=True)
@@ -173,8 +206,6 @@ class Train:
     patience: int = 6
     class_weights: tuple[float, float, float] = (1.0, 2.0, 4.0)
     aug: Augment = field(default_factory=Augment)
-    num_workers: int = 0
-    device: str = "auto"
     amp: bool = True
 
 
@@ -187,7 +218,6 @@ class Evaluate:
 @dataclass(frozen=True)
 class Predict:
     prior_pseudocount: float = 0.5
-    device: str = "auto"
     batch_size: int = 16
 
 
@@ -195,6 +225,7 @@ class Predict:
 class Params:
     seed: int = 42
     data: Data = field(default_factory=Data)
+    runtime: Runtime = field(default_factory=Runtime)
     tracking: Tracking = field(default_factory=Tracking)
     synth: Synth = field(default_factory=Synth)
     ingest: Ingest = field(default_factory=Ingest)

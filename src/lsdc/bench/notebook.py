@@ -39,13 +39,13 @@ def _crop(image: np.ndarray, x: float, y: float, size: int) -> np.ndarray:
     return cv2.resize(window, (size, size), interpolation=cv2.INTER_LINEAR)
 
 
-def notebook_study(task: StudyTask, root: str | Path, models: dict, detect_cfg, roi_size: int,
+def notebook_study(task: StudyTask, root: str | Path, models: dict, detect_cfg, roi_size: int, device: str,
                    out_dir: str | Path) -> int:
     """Run the notebook loop over one study; returns the number of PNG crops written."""
     out_dir = Path(out_dir) / str(task.study_id)
     out_dir.mkdir(parents=True, exist_ok=True)
-    kwargs = dict(imgsz=detect_cfg.imgsz, conf=detect_cfg.conf, iou=detect_cfg.iou,
-                  max_det=detect_cfg.max_det, device=detect_cfg.device, verbose=False)
+    kwargs = dict(imgsz=detect_cfg.export.imgsz, conf=detect_cfg.infer.conf, iou=detect_cfg.infer.iou,
+                  max_det=detect_cfg.infer.max_det, device=device, verbose=False)
     written = 0
     for ref in task.series:
         model = models[ref.plane]

@@ -5,7 +5,7 @@ Contenders, interleaved per repeat:
 - notebook: its per-image loop in one process (batch 1, predict twice, PNG per crop);
 - lsdc_1proc: lsdc.rois.study.extract_study per study in this process (decode once,
   batched detection, anatomy, crops in memory) - the same cores as the notebook;
-- lsdc_<w>workers: the extraction stage's way, studies spread over `data.workers`
+- lsdc_<w>workers: the extraction stage's way, studies spread over `runtime.workers`
   worker processes (one torch thread each, detectors loaded once per worker), measured
   in steady state (workers started and warmed before timing, as in a long run).
 
@@ -41,7 +41,8 @@ def _init_worker(detectors_dir: str, params: Params, root: str) -> None:
 
     torch.set_num_threads(1)
     logging.basicConfig(level=logging.WARNING)
-    det = YoloDetectors(detectors_dir, params.detect, params.rois.batch)
+    det = YoloDetectors(detectors_dir, params.detect, params.rois.batch,
+                         params.runtime.detect_device)
     for plane in schema.PLANES:
         det.model(plane)
     _W.update(det=det, params=params, root=root)
@@ -55,15 +56,16 @@ def run(tasks: list[StudyTask], params: Params, detectors_dir: Path, repeats: in
     if not tasks:
         raise ValueError("ROI benchmark: no studies")
     root = params.data.root
-    det = YoloDetectors(detectors_dir, params.detect, params.rois.batch)
+    det = YoloDetectors(detectors_dir, params.detect, params.rois.batch,
+                         params.runtime.detect_device)
     models = {plane: det.model(plane) for plane in schema.PLANES}
-    workers = max(1, params.data.workers)
+    workers = max(1, params.runtime.workers)
     out = Path(tempfile.mkdtemp(prefix="lsdc_bench_notebook_"))
     crops = {"notebook": 0, "lsdc": 0}
 
     def run_notebook(todo: list[StudyTask] = tasks) -> None:
         shutil.rmtree(out, ignore_errors=True)
-        crops["notebook"] = sum(notebook.notebook_study(t, root, models, params.detect, params.rois.roi_size, out)
+        crops["notebook"] = sum(notebook.notebook_study(t, root, models, params.detect, params.rois.roi_size, params.runtime.detect_device, out)
                                 for t in todo)
 
     def run_ours(todo: list[StudyTask] = tasks) -> None:
@@ -101,6 +103,7 @@ def profile(task: StudyTask, params: Params, detectors_dir: Path) -> dict:
     """cProfile of extract_study on one study in this process (models loaded first)."""
     from lsdc.bench.profiling import top_entries
 
-    det = YoloDetectors(detectors_dir, params.detect, params.rois.batch)
+    det = YoloDetectors(detectors_dir, params.detect, params.rois.batch,
+                         params.runtime.detect_device)
     extract_study(task, params.data.root, det, params)
     return top_entries(lambda: extract_study(task, params.data.root, det, params))

@@ -1,6 +1,6 @@
 """5. Scaling: ROI extraction time and peak memory at three dataset sizes.
 
-Each size runs the extraction stage (lsdc.rois.stage.run, `data.workers` worker
+Each size runs the extraction stage (lsdc.rois.stage.run, `runtime.workers` worker
 processes) on the first n studies, in a fresh child process, so that its memory is its
 own; the parent samples the summed resident memory of the child and its workers.
 Sizes are interleaved per repeat. Time should grow linearly (a fixed start-up cost
@@ -94,7 +94,7 @@ def run(params: Params, index_dir: Path, detectors_dir: Path, scratch: Path, siz
     fit = linear_fit(list(sizes), [rows[n]["stage_s"] for n in sizes])
     mem_ratio = rows[sizes[-1]]["peak_tree_mb"] / rows[sizes[0]]["peak_tree_mb"]
     return {
-        "sizes": list(sizes), "repeats": repeats, "workers": params.data.workers,
+        "sizes": list(sizes), "repeats": repeats, "workers": params.runtime.workers,
         "by_size": {str(n): rows[n] for n in sizes}, "time_fit": fit,
         "memory_ratio_largest_vs_smallest": round(mem_ratio, 3),
         "memory_flat": bool(mem_ratio <= FLAT_TOLERANCE),

@@ -67,14 +67,14 @@ def run(params: Params, args: argparse.Namespace) -> dict:
     p = ws.params
     results["setup"] = {"data": str(ws.data_root), "studies": ws.n_studies, "image_scale": _opt(args, "image_scale", 0.3),
                         "detectors": str(ws.detectors_dir), "detectors_source": ws.detectors_source,
-                        "detect_imgsz": p.detect.imgsz, "roi_size": p.rois.roi_size, "workers": p.data.workers}
+                        "detect_imgsz": p.detect.export.imgsz, "roi_size": p.rois.roi_size, "workers": p.runtime.workers}
 
     if "decode" in only:
         from lsdc.bench import decode
 
         log.info("bench 1/5: DICOM decode")
         results["decode"] = decode.run(ws.index_dir, ws.data_root, int(_opt(args, "decode_studies", 20)),
-                                       repeats, max(2, p.data.workers))
+                                       repeats, max(2, p.runtime.workers))
         if profile and not (results["decode"]["meets_1proc"] and results["decode"]["meets_2proc"]):
             results["decode"]["profile"] = decode.profile(ws.index_dir, ws.data_root)
     if "rois" in only:
@@ -99,7 +99,7 @@ def run(params: Params, args: argparse.Namespace) -> dict:
         from lsdc.bench import training
 
         log.info("bench 4/5: classifier training throughput")
-        workers = tuple(dict.fromkeys((p.train.num_workers, 0, 2)))
+        workers = tuple(dict.fromkeys((p.runtime.loader_workers, 0, 2)))
         results["training"] = training.run(ws.rois_dir, ws.rois_index_dir / "labels.parquet", ws.folds_path, p,
                                            repeats, workers)
     if "study" in only:

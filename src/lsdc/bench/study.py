@@ -135,7 +135,8 @@ def run(study_dir: Path, params: Params, detectors_dir: Path, models_root: Path,
     from lsdc.predict.study import run_study
 
     buckets: dict[str, float] = defaultdict(float)
-    yolo = YoloDetectors(detectors_dir, params.detect, params.rois.batch)
+    yolo = YoloDetectors(detectors_dir, params.detect, params.rois.batch,
+                         params.runtime.detect_device)
     start = time.perf_counter()
     for plane in schema.PLANES:
         yolo.model(plane)

@@ -103,10 +103,11 @@ def run(rois_dir: Path, labels_path: Path, folds_path: Path, params: Params, rep
     passes: dict[int, list[dict]] = {w: [] for w in configs}
     for r in range(repeats):
         for w in (configs if r % 2 == 0 else configs[::-1]):
-            cfg = dataclasses.replace(params.train, epochs=1, num_workers=w, device="cpu")
+            cfg = dataclasses.replace(params.train, epochs=1)
             records: list[dict] = []
             with timed_loaders(records, train_set):
-                train_fold(0, train_set, val_set, params.model, cfg, seed=params.seed + r)
+                train_fold(0, train_set, val_set, params.model, cfg, seed=params.seed + r,
+                           loader_workers=w, device="cpu")
             passes[w] += [rec for rec in records if rec["kind"] == "train"]
             passes[w][-1]["val_s"] = sum(rec["end"] - rec["start"] for rec in records if rec["kind"] == "val")
     out = {}
@@ -124,6 +125,6 @@ def run(rois_dir: Path, labels_path: Path, folds_path: Path, params: Params, rep
         "model": params.model.name, "channels": channels, "roi_size": int(train_set.crops.shape[-1]),
         "batch_size": params.train.batch_size, "train_studies_per_epoch": len(train_set),
         "val_studies": len(val_set), "repeats": repeats, "device": "cpu", "loaders": out,
-        "params_num_workers": params.train.num_workers, "fastest": best,
+        "params_num_workers": params.runtime.loader_workers, "fastest": best,
         "loader_keeps_up": bool(out[best]["data_wait_share"] <= 0.1),
     }

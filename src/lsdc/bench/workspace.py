@@ -84,14 +84,14 @@ def prepare_data(params: Params, scratch: Path, n_studies: int, image_scale: flo
     root, index_dir = folder / "rsna", folder / "index"
     n_test = max(1, n_studies // 10)
     synth = dataclasses.replace(params.synth, n_train=n_studies - n_test, n_test=n_test,
-                                image_scale=float(image_scale), workers=max(1, params.data.workers))
+                                image_scale=float(image_scale))
     settings = {"synth": dataclasses.asdict(synth), "n_folds": params.cv.n_folds, "seed": params.seed,
                 "near_origin_px": params.ingest.near_origin_px}
     p = with_root(params, root)
     if not _marker_ok(folder, settings):
         folder.mkdir(parents=True, exist_ok=True)
         log.info("bench: writing %d synthetic studies (image_scale %g) to %s", n_studies, image_scale, root)
-        generate.generate(synth, root, workers=synth.workers, progress=False)
+        generate.generate(synth, root, workers=max(1, params.runtime.workers), progress=False)
         ingest.run(p, out_dir=index_dir, metrics_path=folder / "ingest.json")
         table = folds.build_folds(index_dir, params.cv.n_folds, params.seed)
         table.to_parquet(folder / FOLDS_FILE.name, index=False)
@@ -141,8 +141,8 @@ def ensure_detectors(ws: Workspace, epochs: int, use_project: bool = True) -> Wo
 
     folder = ws.dir / "detectors"
     p = ws.params
-    p = dataclasses.replace(p, detect=dataclasses.replace(p.detect, epochs=epochs, close_mosaic=0,
-                                                          warmup_epochs=0.0))
+    p = dataclasses.replace(p, detect=dataclasses.replace(p.detect, train=dataclasses.replace(
+        p.detect.train, epochs=epochs, close_mosaic=0, warmup_epochs=0.0)))
     settings = {"detect": dataclasses.asdict(p.detect), "data": str(ws.data_root)}
     if not _marker_ok(folder, settings):
         folder.mkdir(parents=True, exist_ok=True)

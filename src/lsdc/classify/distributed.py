@@ -51,7 +51,7 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"train.device={name!r} but CUDA is not available")
+        raise ValueError(f"runtime.train_device={name!r} but CUDA is not available")
     return device
 
 
@@ -73,14 +73,14 @@ def launch_env() -> tuple[int, int, int] | None:
 
 
 def rank_device(name: str, local_rank: int) -> torch.device:
-    """The device of one rank: train.device's type, CUDA index = LOCAL_RANK."""
+    """The device of one rank: runtime.train_device's type, CUDA index = LOCAL_RANK."""
     device = resolve_device(name)
     if device.type != "cuda":
         return device
     if local_rank >= torch.cuda.device_count():
         raise ValueError(f"LOCAL_RANK={local_rank} but only {torch.cuda.device_count()} CUDA device(s)")
     if device.index not in (None, local_rank):
-        log.warning("train.device=%s ignored under torchrun: rank uses cuda:%d", name, local_rank)
+        log.warning("runtime.train_device=%s ignored under torchrun: rank uses cuda:%d", name, local_rank)
     return torch.device("cuda", local_rank)
 
 

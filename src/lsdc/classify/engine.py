@@ -80,14 +80,16 @@ def evaluate_fold(model: torch.nn.Module, loader: DataLoader, labels: np.ndarray
 
 def train_fold(fold: int, train_set: StudyCrops, val_set: StudyCrops, model_cfg: Model, cfg: Train,
                seed: int, on_epoch: Callable[[dict[str, Any]], None] | None = None,
-               ctx: Context | None = None) -> FoldResult | None:
+               ctx: Context | None = None, loader_workers: int = 0,
+               device: str = "auto") -> FoldResult | None:
     """Train one fold's model; returns the best epoch's model, validation probabilities, history.
 
-    ctx: the DDP context (distributed.session); None = one process on train.device.
+    ctx: the DDP context (distributed.session); None = one process on `device` (runtime.train_device).
+    loader_workers: DataLoader worker processes (runtime.loader_workers).
     Returns None on the ranks other than 0 of a distributed run.
     """
     start = time.perf_counter()
-    ctx = ctx or Context(device=resolve_device(cfg.device))
+    ctx = ctx or Context(device=resolve_device(device))
     device = ctx.device
     if cfg.epochs < 1:
         raise ValueError("train.epochs must be at least 1")
@@ -104,7 +106,7 @@ def train_fold(fold: int, train_set: StudyCrops, val_set: StudyCrops, model_cfg:
     batches = ShardedBatchSampler(RandomSampler(train_set, generator=gen), cfg.batch_size,
                                   drop_last=len(train_set) > cfg.batch_size,
                                   rank=ctx.rank, world_size=ctx.world_size)
-    workers = dict(num_workers=cfg.num_workers, persistent_workers=False, pin_memory=device.type == "cuda")
+    workers = dict(num_workers=loader_workers, persistent_workers=False, pin_memory=device.type == "cuda")
     train_loader = DataLoader(train_set, batch_sampler=batches, generator=gen, **workers)
     val_loader = DataLoader(val_set, batch_size=cfg.batch_size * 4, shuffle=False, **workers)
     optimizer = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)

@@ -78,7 +78,7 @@ def run(params: Params, paths: Paths = Paths()) -> dict[str, Any]:
     Under torchrun every rank trains (DistributedDataParallel); rank 0 alone writes the
     outputs and logs MLflow, and the other ranks return an empty dict.
     """
-    with distributed.session(params.train.device) as ctx:
+    with distributed.session(params.runtime.train_device) as ctx:
         return _run(params, paths, ctx)
 
 
@@ -133,7 +133,8 @@ def _run(params: Params, paths: Paths, ctx: distributed.Context) -> dict[str, An
                     frame.to_csv(path, mode="a", header=not path.exists(), index=False)
 
                 result = train_fold(k, train_set, val_set, params.model, params.train,
-                                    seed=params.seed + k, on_epoch=on_epoch, ctx=ctx)
+                                    seed=params.seed + k, on_epoch=on_epoch, ctx=ctx,
+                                    loader_workers=params.runtime.loader_workers)
                 if result is None:  # a rank other than 0
                     continue
                 oof[is_val] = result.val_probs

@@ -111,6 +111,6 @@ def evaluate_split(model, yolo_dir: Path, plane: str, cfg: Detect, split: str = 
     gt = points.merge(images[["stem", "pixel_spacing_row", "pixel_spacing_col"]], on="stem")
     if plane == "ax_t2":
         gt = gt.assign(level=None)
-    metrics = evaluate_points(gt, pred, cfg.within_mm)
+    metrics = evaluate_points(gt, pred, cfg.evaluate.within_mm)
     metrics["loc_ambiguous_slices"] = int(pred.loc[pred["status"] != "ok", "stem"].nunique()) if len(pred) else 0
     return metrics, pred

@@ -1,9 +1,9 @@
 """`yolo_export@plane` stage: one plane's annotated slices as a YOLO dataset.
 
 For every annotated instance of the plane's conditions: the slice windowed to uint8
-with the series' own percentiles, resized so its longest side is `detect.imgsz`, and
-a label file with one box per annotated point (square, `detect.box_mm[plane]` mm via
-PixelSpacing). Studies of fold `detect.val_fold` form the validation split.
+with the series' own percentiles, resized so its longest side is `detect.export.imgsz`, and
+a label file with one box per annotated point (square, `detect.export.box_mm[plane]` mm via
+PixelSpacing). Studies of fold `detect.export.val_fold` form the validation split.
 
 Writes data/interim/yolo/<plane>/:
   images/{train,val}/<stem>.png, labels/{train,val}/<stem>.txt
@@ -127,13 +127,13 @@ def build_tables(
     inst = instances.assign(slice_side=slice_sides(instances))
     key = ["study_id", "series_id", "instance_number"]
     pts = pts.merge(inst[key + ["path", "slice_side", "spatial_rank"]], on=key, how="inner")
-    pts["split"] = np.where(pts["fold"] == p.detect.val_fold, "val", "train")
+    pts["split"] = np.where(pts["fold"] == p.detect.export.val_fold, "val", "train")
     pts["stem"] = [f"{s}_{r}_{i}" for s, r, i in zip(pts["study_id"], pts["series_id"], pts["instance_number"])]
     pts["completed"] = False
-    if p.detect.complete_slices > 0:
-        pts = complete_points(pts, p.detect.complete_slices, same_level=plane == "ax_t2")
+    if p.detect.export.complete_slices > 0:
+        pts = complete_points(pts, p.detect.export.complete_slices, same_level=plane == "ax_t2")
     pts["side"] = [lab.point_key(plane, c, lv)[1] for c, lv in zip(pts["condition"], pts["level"])]
-    pts["class"] = [lab.class_of_point(plane, p.detect.classes, c, lv) for c, lv in zip(pts["condition"], pts["level"])]
+    pts["class"] = [lab.class_of_point(plane, p.detect.export.classes, c, lv) for c, lv in zip(pts["condition"], pts["level"])]
     images = (
         pts.groupby("stem", sort=True)
         .agg(split=("split", "first"), study_id=("study_id", "first"), series_id=("series_id", "first"),
@@ -164,7 +164,7 @@ def export_plane(plane: str, p: Params, index_dir: Path, folds_path: Path, out: 
     for split in ("train", "val"):
         (out / "images" / split).mkdir(parents=True)
         (out / "labels" / split).mkdir(parents=True)
-    box_mm = getattr(p.detect.box_mm, plane)
+    box_mm = getattr(p.detect.export.box_mm, plane)
     pts_by_stem = dict(tuple(points.groupby("stem")))
     tasks = []
     all_paths = instances.groupby("series_id")["path"].apply(list)
@@ -172,10 +172,10 @@ def export_plane(plane: str, p: Params, index_dir: Path, folds_path: Path, out: 
         slices = [(r.stem, r.instance_number, r.split, label_text(pts_by_stem[r.stem], r._asdict(), box_mm))
                   for r in group.itertuples()]
         tasks.append({"root": p.data.root, "paths": all_paths[series_id], "slices": slices,
-                      "out": str(out), "imgsz": p.detect.imgsz, "series_dir": f"series {series_id}"})
+                      "out": str(out), "imgsz": p.detect.export.imgsz, "series_dir": f"series {series_id}"})
     written: set[str] = set()
-    if p.data.workers > 0 and len(tasks) > 1:
-        with ProcessPoolExecutor(p.data.workers) as pool:
+    if p.runtime.workers > 0 and len(tasks) > 1:
+        with ProcessPoolExecutor(p.runtime.workers) as pool:
             for stems in pool.map(_export_series, tasks):
                 written.update(stems)
     else:
@@ -185,14 +185,14 @@ def export_plane(plane: str, p: Params, index_dir: Path, folds_path: Path, out: 
     points = points[points["stem"].isin(written)]
     images.to_parquet(out / "images.parquet", index=False)
     points.to_parquet(out / "points.parquet", index=False)
-    names = lab.class_names(plane, p.detect.classes)
+    names = lab.class_names(plane, p.detect.export.classes)
     dataset = {"path": ".", "train": "images/train", "val": "images/val", "names": dict(enumerate(names))}
     (out / "dataset.yaml").write_text(
         "# `path: .` means this file's folder; lsdc train-detector resolves it at train time\n"
         + yaml.safe_dump(dataset, sort_keys=False)
     )
     counts = {
-        "plane": plane, "classes": p.detect.classes,
+        "plane": plane, "classes": p.detect.export.classes,
         "images": {s: int((images["split"] == s).sum()) for s in ("train", "val")},
         "points": {s: int((points["split"] == s).sum()) for s in ("train", "val")},
         "studies": {s: int(images.loc[images["split"] == s, "study_id"].nunique()) for s in ("train", "val")},

@@ -49,14 +49,16 @@ def load_detector(weights: str | Path):
     return YOLO(str(weights), task="detect")
 
 
-def detect_boxes(model, images: Sequence[np.ndarray], cfg: Detect, batch: int = 32) -> list[Boxes]:
-    """Raw boxes above `cfg.conf` for every image, predicted in batches."""
+def detect_boxes(model, images: Sequence[np.ndarray], cfg: Detect, batch: int = 32,
+                 device: str = "cpu") -> list[Boxes]:
+    """Raw boxes above `cfg.infer.conf` for every image, predicted in batches on `device`."""
     out: list[Boxes] = []
     for start in range(0, len(images), batch):
         chunk = [np.repeat(np.asarray(im, np.uint8)[..., None], 3, axis=2) if np.ndim(im) == 2 else im
                  for im in images[start:start + batch]]
-        results = model.predict(chunk, imgsz=cfg.imgsz, conf=cfg.conf, iou=cfg.iou, max_det=cfg.max_det,
-                                device=cfg.device, verbose=False, agnostic_nms=cfg.classes == "anatomy")
+        results = model.predict(chunk, imgsz=cfg.export.imgsz, conf=cfg.infer.conf, iou=cfg.infer.iou,
+                                max_det=cfg.infer.max_det, device=device, verbose=False,
+                                agnostic_nms=cfg.export.classes == "anatomy")
         for r in results:
             b = r.boxes
             out.append(Boxes(b.xywh[:, :2].cpu().numpy().astype(float), b.conf.cpu().numpy().astype(float),
@@ -67,13 +69,13 @@ def detect_boxes(model, images: Sequence[np.ndarray], cfg: Detect, batch: int = 
 def assign(boxes: Boxes, plane: str, cfg: Detect, spacing: tuple[float, float],
            midline_x: float | None = None) -> anatomy.Assignment:
     """Level / side of each box of one image, by anatomy or (levels mode) top box per class."""
-    if cfg.classes == "levels":
+    if cfg.export.classes == "levels":
         return anatomy.top_per_class(boxes.cls, boxes.conf, lab.class_names(plane, "levels"))
     if plane == "ax_t2":
         return anatomy.assign_sides(boxes.xy, boxes.conf, spacing, midline_x=midline_x,
-                                    sep_mm=cfg.side_sep_mm)
-    return anatomy.assign_levels(boxes.xy, boxes.conf, spacing, spacing_mm=cfg.disc_spacing_mm,
-                                 max_offaxis_mm=cfg.max_offaxis_mm)
+                                    sep_mm=cfg.anatomy.side_sep_mm)
+    return anatomy.assign_levels(boxes.xy, boxes.conf, spacing, spacing_mm=cfg.anatomy.disc_spacing_mm,
+                                 max_offaxis_mm=cfg.anatomy.max_offaxis_mm)
 
 
 def points_table(all_boxes: Sequence[Boxes], plane: str, cfg: Detect,
@@ -94,18 +96,18 @@ def points_table(all_boxes: Sequence[Boxes], plane: str, cfg: Detect,
 
 def predict_points(model, images: Sequence[np.ndarray], spacings: Sequence[tuple[float, float]],
                    plane: str, cfg: Detect, sides: Sequence[str | None] | None = None,
-                   batch: int = 32) -> pd.DataFrame:
+                   batch: int = 32, device: str = "cpu") -> pd.DataFrame:
     """Detect and assign: one row per found level (sagittal) or side (axial) per image.
 
     `sides` (sag_t1 only): the side of the spine each slice shows ('left'/'right'), e.g.
     from its patient-x position; axial sides come from box positions (larger column =
     patient left), with the image centre as the midline when only one box is found.
     """
-    expected = lab.class_names(plane, cfg.classes)
+    expected = lab.class_names(plane, cfg.export.classes)
     names = tuple(model.names[k] for k in sorted(model.names))
     if names != expected:
-        raise ValueError(f"detector classes {names} do not match detect.classes={cfg.classes!r} "
+        raise ValueError(f"detector classes {names} do not match detect.export.classes={cfg.export.classes!r} "
                          f"for {plane} (expected {expected})")
-    boxes = detect_boxes(model, images, cfg, batch)
+    boxes = detect_boxes(model, images, cfg, batch, device)
     midlines = [np.shape(im)[1] / 2 for im in images]
     return points_table(boxes, plane, cfg, spacings, sides, midlines)

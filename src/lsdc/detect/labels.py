@@ -1,6 +1,6 @@
 """Detector classes per plane and the pixel <-> YOLO box conversion.
 
-Class modes (params `detect.classes`):
+Class modes (params `detect.export.classes`):
 - 'anatomy': one structure class per plane (foramen on sag_t1, disc/canal on sag_t2,
   subarticular zone on ax_t2); levels and sides are assigned afterwards by `anatomy`.
 - 'levels': the seed notebook's classes: one per level on the sagittal planes, one
@@ -26,7 +26,7 @@ def class_names(plane: str, mode: str) -> tuple[str, ...]:
         return (STRUCTURE[plane],)
     if mode == "levels":
         return SIDES if plane == "ax_t2" else schema.LEVELS
-    raise ValueError(f"unknown detect.classes {mode!r}; expected one of {MODES}")
+    raise ValueError(f"unknown detect.export.classes {mode!r}; expected one of {MODES}")
 
 
 def side_of_condition(condition: str) -> str | None:

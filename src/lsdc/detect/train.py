@@ -49,24 +49,25 @@ def resolved_dataset_yaml(yolo_dir: Path, out: Path) -> Path:
 
 
 def model_yaml(cfg, nc: int, out: Path) -> Path:
-    """The architecture yaml scaled by detect.width_multiple / depth_multiple, nc classes."""
+    """The architecture yaml scaled by detect.train.width_multiple / depth_multiple, nc classes."""
     from ultralytics.nn.tasks import yaml_model_load
 
-    d = yaml_model_load(cfg.model)
+    d = yaml_model_load(cfg.train.model)
     d = {k: v for k, v in d.items() if k not in ("scales", "scale", "yaml_file")}
-    d.update(nc=nc, depth_multiple=cfg.depth_multiple, width_multiple=cfg.width_multiple)
+    d.update(nc=nc, depth_multiple=cfg.train.depth_multiple, width_multiple=cfg.train.width_multiple)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(yaml.safe_dump(d, sort_keys=False))  # name without n/s/m/l/x: no scale guessed
     return out
 
 
 def train_args(p: Params, data_yaml: Path, run_dir: Path) -> dict:
-    c = p.detect
+    c = p.detect.train
     return dict(
-        data=str(data_yaml), epochs=c.epochs, imgsz=c.imgsz, batch=c.batch, nbs=c.batch,
+        data=str(data_yaml), epochs=c.epochs, imgsz=p.detect.export.imgsz, batch=c.batch, nbs=c.batch,
         optimizer=c.optimizer, lr0=c.lr0, lrf=c.lrf, warmup_epochs=c.warmup_epochs,
         weight_decay=c.weight_decay, mosaic=c.mosaic, close_mosaic=c.close_mosaic, fliplr=c.fliplr,
-        degrees=c.degrees, scale=c.scale, workers=c.workers, device=c.device, seed=p.seed,
+        degrees=c.degrees, scale=c.scale, workers=p.runtime.detect_workers, device=p.runtime.detect_device,
+        seed=p.seed,
         deterministic=True, amp=False, project=str(run_dir.parent.resolve()), name=run_dir.name,
         exist_ok=True, patience=max(c.epochs, 1), plots=False, verbose=False, pretrained=False,
     )
@@ -102,10 +103,10 @@ def train_plane(p: Params, plane: str, yolo_dir: Path, models_dir: Path = MODELS
                 metrics_dir: Path = METRICS_DIR, scratch: Path = SCRATCH_DIR,
                 config_dir: Path = ultralytics_env.CONFIG_DIR) -> dict:
     """Train, copy the best weights and curves out of the run folder, evaluate; return metrics."""
-    if p.detect.classes not in lab.MODES:
-        raise ValueError(f"detect.classes={p.detect.classes!r}; expected one of {lab.MODES}")
-    if p.detect.fliplr > 0:
-        log.warning("detect.fliplr=%s swaps left and right; sides read from position become wrong", p.detect.fliplr)
+    if p.detect.export.classes not in lab.MODES:
+        raise ValueError(f"detect.export.classes={p.detect.export.classes!r}; expected one of {lab.MODES}")
+    if p.detect.train.fliplr > 0:
+        log.warning("detect.train.fliplr=%s swaps left and right; sides read from position become wrong", p.detect.train.fliplr)
     ultralytics_env.configure(config_dir)
     from ultralytics import YOLO
 
@@ -121,11 +122,11 @@ def train_plane(p: Params, plane: str, yolo_dir: Path, models_dir: Path = MODELS
         shutil.rmtree(data_copy)
     shutil.copytree(yolo_dir, data_copy, ignore=shutil.ignore_patterns("*.cache"))
     data_yaml = resolved_dataset_yaml(data_copy, scratch / f"{plane}_dataset.yaml")
-    names = lab.class_names(plane, p.detect.classes)
-    if p.detect.weights:
-        if not Path(p.detect.weights).exists():
-            raise FileNotFoundError(f"{p.detect.weights}: detect.weights not found (weights are never downloaded)")
-        model = YOLO(p.detect.weights, task="detect")
+    names = lab.class_names(plane, p.detect.export.classes)
+    if p.detect.train.weights:
+        if not Path(p.detect.train.weights).exists():
+            raise FileNotFoundError(f"{p.detect.train.weights}: detect.train.weights not found (weights are never downloaded)")
+        model = YOLO(p.detect.train.weights, task="detect")
     else:
         model = YOLO(str(model_yaml(p.detect, len(names), scratch / f"lsdc_{plane}_arch.yaml")), task="detect")
     model.add_callback("on_fit_epoch_end", _epoch_logger)
@@ -133,7 +134,7 @@ def train_plane(p: Params, plane: str, yolo_dir: Path, models_dir: Path = MODELS
     model.train(**train_args(p, data_yaml, run_dir))
     trainer = model.trainer
     train_s, train_cpu = time.perf_counter() - t0, _cpu_seconds() - cpu0
-    metrics = {"plane": plane, "classes": p.detect.classes, **_detection_metrics(trainer)}
+    metrics = {"plane": plane, "classes": p.detect.export.classes, **_detection_metrics(trainer)}
     best = Path(trainer.best) if Path(trainer.best).exists() else Path(trainer.last)
     models_dir.mkdir(parents=True, exist_ok=True)
     metrics_dir.mkdir(parents=True, exist_ok=True)
@@ -145,7 +146,7 @@ def train_plane(p: Params, plane: str, yolo_dir: Path, models_dir: Path = MODELS
     metrics.update(loc)
     metrics.update(
         train_seconds=round(train_s, 1), train_cpu_seconds=round(train_cpu, 1),
-        eval_seconds=round(time.perf_counter() - t1, 1), epochs=p.detect.epochs,
+        eval_seconds=round(time.perf_counter() - t1, 1), epochs=p.detect.train.epochs,
         n_params=int(sum(x.numel() for x in model.model.parameters())),
     )
     metrics = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in metrics.items()}

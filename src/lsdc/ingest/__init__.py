@@ -41,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(params, out_dir: Path = INDEX_DIR, metrics_path: Path = METRICS_FILE,
         allow_test_only: bool = False) -> tuple[Index, dict]:
     """Build the index from ``params.data.root`` and write tables, quarantine CSV and metrics."""
-    index = build_index(Path(params.data.root), workers=params.data.workers,
+    index = build_index(Path(params.data.root), workers=params.runtime.workers,
                         near_origin_px=params.ingest.near_origin_px, allow_test_only=allow_test_only)
     index.write(out_dir)
     index.quarantine.to_csv(out_dir / QUARANTINE_CSV, index=False)

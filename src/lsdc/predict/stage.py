@@ -137,7 +137,7 @@ def run(params: Params, paths: Paths = Paths()) -> dict[str, Any]:
         log.warning("%s: crops are %d px but rois.roi_size is %d; using the store as it is",
                     paths.rois_dir, store.roi_size, params.rois.roi_size)
     prior = ensemble.load_prior(paths.labels, params.predict.prior_pseudocount, models)
-    device = resolve_device(params.predict.device)
+    device = resolve_device(params.runtime.predict_device)
     probs, ev = ensemble.study_probs(models, store.crops, store.index, study_ids, prior,
                                      str(device), params.predict.batch_size)
     frame = submission.build_frame(study_ids, probs)

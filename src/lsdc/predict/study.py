@@ -152,7 +152,8 @@ def slot_keys(params: Params) -> set[str]:
 
 def yolo_detectors(models_dir: Path, params: Params, planes: set[str]) -> Detectors:
     """The trained detectors of the planes present, loaded now so a bad file fails here."""
-    yolo = YoloDetectors(models_dir / DETECTORS_SUBDIR, params.detect, params.rois.batch)
+    yolo = YoloDetectors(models_dir / DETECTORS_SUBDIR, params.detect, params.rois.batch,
+                         params.runtime.detect_device)
     for plane in sorted(planes):
         path = yolo.weights(plane)
         if not path.exists():
@@ -190,7 +191,7 @@ def run_study(study_dir: Path, params: Params, models_dir: Path = MODELS_DIR, ou
     task = StudyTask(study_id or 0, "test", tuple(SeriesRef(t.series_id, t.plane, t.files) for t in usable))
     result = extract_study(task, str(study_dir), detectors, params)
     index = rows_frame(result.rows, 0)
-    device = str(resolve_device(params.predict.device))
+    device = str(resolve_device(params.runtime.predict_device))
     probs, ev = ensemble.study_probs(models, result.crops, index, [task.study_id], prior, device,
                                      params.predict.batch_size)
     probs, ev = probs[0], ev[0]

@@ -36,8 +36,8 @@ def empty_points() -> pd.DataFrame:
 class YoloDetectors:
     """The three trained detectors `<models_dir>/<plane>.pt`, loaded once on first use."""
 
-    def __init__(self, models_dir: str | Path, cfg: Detect, batch: int = 32):
-        self.models_dir, self.cfg, self.batch = Path(models_dir), cfg, batch
+    def __init__(self, models_dir: str | Path, cfg: Detect, batch: int = 32, device: str = "cpu"):
+        self.models_dir, self.cfg, self.batch, self.device = Path(models_dir), cfg, batch, device
         self._models: dict[str, object] = {}
 
     def weights(self, plane: str) -> Path:
@@ -49,10 +49,10 @@ class YoloDetectors:
 
             model = infer.load_detector(self.weights(plane))
             names = tuple(model.names[k] for k in sorted(model.names))
-            expected = labels.class_names(plane, self.cfg.classes)
+            expected = labels.class_names(plane, self.cfg.export.classes)
             if names != expected:
                 raise ValueError(f"{self.weights(plane)}: detector classes {names} do not match "
-                                 f"detect.classes={self.cfg.classes!r} (expected {expected})")
+                                 f"detect.export.classes={self.cfg.export.classes!r} (expected {expected})")
             self._models[plane] = model
         return self._models[plane]
 
@@ -61,7 +61,7 @@ class YoloDetectors:
             return empty_points()
         from lsdc.detect import infer
 
-        boxes = infer.detect_boxes(self.model(plane), images, self.cfg, self.batch)
+        boxes = infer.detect_boxes(self.model(plane), images, self.cfg, self.batch, self.device)
         if midlines is None:
             midlines = [np.shape(im)[1] / 2 for im in images]
         return infer.points_table(boxes, plane, self.cfg, spacings, sides, midlines)

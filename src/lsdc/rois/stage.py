@@ -4,7 +4,7 @@ Reads data/interim/index/{studies,series,instances}.parquet and the detectors
 models/detectors/<plane>.pt; writes data/processed/rois/{crops.npy,index.parquet}
 (docs/data_formats.md), metrics/rois.json and reports/rois/<study>.png contact sheets,
 and logs one MLflow run. coords.parquet is read only for the distance metrics, after
-every crop is written. Studies are processed in `data.workers` processes, each
+every crop is written. Studies are processed in `runtime.workers` processes, each
 decoding its studies' DICOMs once and running the detectors in batches; results are
 written in study order as they arrive, with a bounded number in flight, so memory
 does not grow with the number of studies.
@@ -137,7 +137,8 @@ def run(params: Params, index_dir: Path = INDEX_DIR, out_dir: Path = ROIS_DIR,
     """Write the ROI store, metrics and contact sheets; return the metrics."""
     select.check_policy(params.rois.selection)
     if detectors is None:
-        yolo = YoloDetectors(models_dir, params.detect, params.rois.batch)
+        yolo = YoloDetectors(models_dir, params.detect, params.rois.batch,
+                         params.runtime.detect_device)
         for plane in schema.PLANES:
             if not yolo.weights(plane).exists():
                 raise FileNotFoundError(f"{yolo.weights(plane)}: detector weights not found "
@@ -150,7 +151,7 @@ def run(params: Params, index_dir: Path = INDEX_DIR, out_dir: Path = ROIS_DIR,
     unreadable, notes = 0, 0
     try:
         with _progress(len(tasks)) as bar:
-            for result in iterate_results(tasks, detectors, params, params.data.workers):
+            for result in iterate_results(tasks, detectors, params, params.runtime.workers):
                 if len(result.rows) != n_slots:
                     raise RuntimeError(f"study {result.study_id}: {len(result.rows)} rows, expected {n_slots}")
                 writer.write(result.crops, result.rows)

@@ -228,7 +228,7 @@ def clear_outputs(out_dir: Path) -> None:
             path.unlink()
 
 
-def generate(synth: Synth, out_dir: str | Path, workers: int | None = None, progress: bool = True) -> dict:
+def generate(synth: Synth, out_dir: str | Path, workers: int = 0, progress: bool = True) -> dict:
     """Write the dataset under out_dir; return its summary (counts and reference scores)."""
     out_dir = Path(out_dir)
     if synth.n_train < 1 or synth.n_test < 1:
@@ -236,7 +236,6 @@ def generate(synth: Synth, out_dir: str | Path, workers: int | None = None, prog
     out_dir.mkdir(parents=True, exist_ok=True)
     clear_outputs(out_dir)
     jobs, draws, ids = jobs_for(synth, out_dir)
-    workers = synth.workers if workers is None else workers
     log.info("generating %d train + %d test studies with %d worker(s) into %s",
              synth.n_train, synth.n_test, workers, out_dir)
     results = _run_all(jobs, workers, progress)

@@ -30,14 +30,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--metrics", type=Path, default=METRICS_FILE,
                         help=f"metrics JSON (default {METRICS_FILE})")
     parser.add_argument("--workers", type=int, default=None,
-                        help="override synth.workers for this run (does not change the output)")
+                        help="override runtime.workers for this run (does not change the output)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
 def main(params: Params, args: argparse.Namespace) -> int:
     out = Path(getattr(args, "out", params_mod.SYNTH_DIR))
     metrics_path = Path(getattr(args, "metrics", METRICS_FILE))
-    workers = getattr(args, "workers", None)
+    workers = params.runtime.workers if args.workers is None else args.workers
     with tracking.stage_run("synth", params):
         start = time.perf_counter()
         summary = generate.generate(params.synth, out, workers=workers,
