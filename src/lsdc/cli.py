@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, tuple[str, ...], str]] = {
     "folds": ("lsdc.folds", ("cv",), "assign train studies to cross-validation folds"),
     "yolo-export": ("lsdc.detect.export", ("data", "detect"), "export one plane's YOLO dataset"),
     "train-detector": ("lsdc.detect.train", ("detect",), "train one plane's YOLO detector"),
+    "evaluate-detector": ("lsdc.stages.evaluate_detector", ("detect",), "measure one plane's detector (mAP, localisation in mm)"),
     "extract-rois": ("lsdc.rois.stage", ("data", "detect", "rois"), "crop every level and side of every study"),
     "train-classifier": ("lsdc.classify.train", ("model", "train"), "cross-validated timm classifier"),
     "evaluate": ("lsdc.evaluate", ("evaluate",), "competition metric and plots on out-of-fold predictions"),

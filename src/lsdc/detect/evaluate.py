@@ -77,7 +77,8 @@ def evaluate_points(gt: pd.DataFrame, pred: pd.DataFrame, within_mm: float = 5.0
     }
 
 
-def predict_export(model, yolo_dir: Path, images: pd.DataFrame, plane: str, cfg: Detect) -> pd.DataFrame:
+def predict_export(model, yolo_dir: Path, images: pd.DataFrame, plane: str, cfg: Detect,
+                   device: str = "cpu") -> pd.DataFrame:
     """Predicted points on exported slices (PNG at export size), in original-slice px."""
     arrays, spacings, scales = [], [], []
     for r in images.itertuples():
@@ -90,14 +91,43 @@ def predict_export(model, yolo_dir: Path, images: pd.DataFrame, plane: str, cfg:
         spacings.append((r.pixel_spacing_row / s, r.pixel_spacing_col / s))
         scales.append(s)
     sides = list(images["slice_side"]) if plane == "sag_t1" else None
-    pts = infer.predict_points(model, arrays, spacings, plane, cfg, sides=sides)
+    pts = infer.predict_points(model, arrays, spacings, plane, cfg, sides=sides, device=device)
     scale = np.asarray(scales)[pts["image"].to_numpy(int)] if len(pts) else np.zeros(0)
     pts["x"], pts["y"] = pts["x"] / scale, pts["y"] / scale
     pts["stem"] = images["stem"].to_numpy()[pts["image"].to_numpy(int)] if len(pts) else []
     return pts
 
 
-def evaluate_split(model, yolo_dir: Path, plane: str, cfg: Detect, split: str = "val") -> tuple[dict, pd.DataFrame]:
+# ultralytics' fitness: the weights of precision, recall, mAP50, mAP50-95 it picks best.pt by
+FITNESS = {"metrics/precision(B)": 0.0, "metrics/recall(B)": 0.0, "metrics/mAP50(B)": 0.1, "metrics/mAP50-95(B)": 0.9}
+
+
+def best_epoch_metrics(results_csv: Path) -> dict:
+    """mAP50, mAP50-95, precision, recall of the epoch best.pt was taken from (ultralytics' fitness)."""
+    curves = pd.read_csv(results_csv)
+    curves.columns = [c.strip() for c in curves.columns]
+    missing = [c for c in FITNESS if c not in curves]
+    if missing:
+        raise ValueError(f"{results_csv}: per-epoch curves lack {missing}")
+    fitness = sum(w * curves[c].fillna(0.0) for c, w in FITNESS.items())
+    row = curves.loc[fitness.idxmax()]
+    return {"best_epoch": int(row["epoch"]), "mAP50": float(row["metrics/mAP50(B)"]),
+            "mAP50-95": float(row["metrics/mAP50-95(B)"]), "precision": float(row["metrics/precision(B)"]),
+            "recall": float(row["metrics/recall(B)"])}
+
+
+def evaluate_plane(weights: Path, yolo_dir: Path, results_csv: Path, plane: str, cfg: Detect,
+                   device: str = "cpu") -> dict:
+    """All measurements of one trained detector: its best epoch's mAP and localisation in mm."""
+    from lsdc.detect import infer
+
+    model = infer.load_detector(weights)
+    loc, _ = evaluate_split(model, yolo_dir, plane, cfg, device=device)
+    return {"plane": plane, "classes": cfg.export.classes, **best_epoch_metrics(results_csv), **loc}
+
+
+def evaluate_split(model, yolo_dir: Path, plane: str, cfg: Detect, split: str = "val",
+                   device: str = "cpu") -> tuple[dict, pd.DataFrame]:
     """Localisation metrics of the detector on one split of an exported plane dataset."""
     images = pd.read_parquet(yolo_dir / "images.parquet")
     images = images[images["split"] == split].reset_index(drop=True)
@@ -107,7 +137,7 @@ def evaluate_split(model, yolo_dir: Path, plane: str, cfg: Detect, split: str = 
         points = points[~points["completed"].astype(bool)]
     if images.empty:
         raise ValueError(f"{yolo_dir / 'images.parquet'}: no {split} images to evaluate")
-    pred = predict_export(model, yolo_dir, images, plane, cfg)
+    pred = predict_export(model, yolo_dir, images, plane, cfg, device)
     gt = points.merge(images[["stem", "pixel_spacing_row", "pixel_spacing_col"]], on="stem")
     if plane == "ax_t2":
         gt = gt.assign(level=None)

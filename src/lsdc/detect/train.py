@@ -1,12 +1,12 @@
-"""`train_detector@plane` stage: train one plane's YOLO detector and measure it.
+"""`train_detector@plane` stage: train one plane's YOLO detector.
 
 Reads data/interim/yolo/<plane>/ (from yolo_export). Writes
   models/detectors/<plane>.pt             best weights (ultralytics checkpoint)
-  metrics/detectors/<plane>.json          mAP50, mAP50-95, precision, recall + localisation
   metrics/detectors/<plane>_results.csv   per-epoch curves (ultralytics results.csv)
+Measuring the detector is the separate `evaluate_detector@plane` stage (lsdc.detect.evaluate),
+so an inference or anatomy threshold re-runs evaluation, never training.
 Ultralytics' run folder lives under .cache/ultralytics/runs/<plane> (scratch, untracked).
-One MLflow run `train_detector@<plane>` gets the params, per-epoch metrics, the final
-metrics and the weights.
+One MLflow run `train_detector@<plane>` gets the params, per-epoch metrics, times and the weights.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import resource
 import shutil
 import time
@@ -89,28 +88,16 @@ def _epoch_logger(trainer) -> None:
     tracking.log_metrics(metrics, step=int(trainer.epoch))
 
 
-def _detection_metrics(trainer) -> dict:
-    m = trainer.metrics or {}
-    return {
-        "mAP50": float(m.get("metrics/mAP50(B)", float("nan"))),
-        "mAP50-95": float(m.get("metrics/mAP50-95(B)", float("nan"))),
-        "precision": float(m.get("metrics/precision(B)", float("nan"))),
-        "recall": float(m.get("metrics/recall(B)", float("nan"))),
-    }
-
-
 def train_plane(p: Params, plane: str, yolo_dir: Path, models_dir: Path = MODELS_DIR,
                 metrics_dir: Path = METRICS_DIR, scratch: Path = SCRATCH_DIR,
                 config_dir: Path = ultralytics_env.CONFIG_DIR) -> dict:
-    """Train, copy the best weights and curves out of the run folder, evaluate; return metrics."""
+    """Train, copy the best weights and curves out of the run folder; return run facts for MLflow."""
     if p.detect.export.classes not in lab.MODES:
         raise ValueError(f"detect.export.classes={p.detect.export.classes!r}; expected one of {lab.MODES}")
     if p.detect.train.fliplr > 0:
         log.warning("detect.train.fliplr=%s swaps left and right; sides read from position become wrong", p.detect.train.fliplr)
     ultralytics_env.configure(config_dir)
     from ultralytics import YOLO
-
-    from lsdc.detect import evaluate
 
     run_dir = scratch / plane
     if run_dir.exists():
@@ -134,24 +121,14 @@ def train_plane(p: Params, plane: str, yolo_dir: Path, models_dir: Path = MODELS
     model.train(**train_args(p, data_yaml, run_dir))
     trainer = model.trainer
     train_s, train_cpu = time.perf_counter() - t0, _cpu_seconds() - cpu0
-    metrics = {"plane": plane, "classes": p.detect.export.classes, **_detection_metrics(trainer)}
     best = Path(trainer.best) if Path(trainer.best).exists() else Path(trainer.last)
     models_dir.mkdir(parents=True, exist_ok=True)
     metrics_dir.mkdir(parents=True, exist_ok=True)
     weights = models_dir / f"{plane}.pt"
     shutil.copyfile(best, weights)
     shutil.copyfile(Path(trainer.save_dir) / "results.csv", metrics_dir / f"{plane}_results.csv")
-    t1 = time.perf_counter()
-    loc, _ = evaluate.evaluate_split(YOLO(str(weights), task="detect"), yolo_dir, plane, p.detect)
-    metrics.update(loc)
-    metrics.update(
-        train_seconds=round(train_s, 1), train_cpu_seconds=round(train_cpu, 1),
-        eval_seconds=round(time.perf_counter() - t1, 1), epochs=p.detect.train.epochs,
-        n_params=int(sum(x.numel() for x in model.model.parameters())),
-    )
-    metrics = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in metrics.items()}
-    (metrics_dir / f"{plane}.json").write_text(json.dumps(metrics, indent=2) + "\n")  # NaN -> null
-    return metrics
+    return {"train_seconds": round(train_s, 1), "train_cpu_seconds": round(train_cpu, 1),
+            "n_params": int(sum(x.numel() for x in model.model.parameters()))}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -167,6 +144,5 @@ def main(params: Params, args: argparse.Namespace) -> int:
         tracking.log_metrics({k: v for k, v in metrics.items() if k != "epochs"})
         tracking.log_artifact(MODELS_DIR / f"{plane}.pt")
         tracking.log_artifact(METRICS_DIR / f"{plane}_results.csv")
-        tracking.log_artifact(METRICS_DIR / f"{plane}.json")
     print(json.dumps(metrics))
     return 0
