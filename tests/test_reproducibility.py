@@ -15,16 +15,24 @@ from tests import e2e
 
 pytestmark = pytest.mark.slow
 
-DETECTORS = {f"{s}@{p}" for s in ("yolo_export", "train_detector") for p in ("sag_t1", "sag_t2", "ax_t2")}
+PLANES = ("sag_t1", "sag_t2", "ax_t2")
+TRAINED = {f"train_detector@{p}" for p in PLANES}
+EVALUATED = {f"evaluate_detector@{p}" for p in PLANES}
 AFTER_DETECTORS = {"extract_rois", "train_classifier", "evaluate", "predict"}
 
 # params.yaml edit -> the stages DVC must re-run (that stage and its descendants, nothing else)
 CHANGES = {
     "synth": ("synth.reader_noise", 0.3, None),  # None = every stage
     "eda": ("eda.max_scatter_points", 12345, {"eda"}),
-    "detect": ("detect.train.epochs", 2, {f"train_detector@{p}" for p in ("sag_t1", "sag_t2", "ax_t2")} | AFTER_DETECTORS),
+    "detect": ("detect.train.epochs", 2, TRAINED | EVALUATED | AFTER_DETECTORS),
+    # an inference threshold re-measures the detectors and re-crops, but never retrains them
+    "infer": ("detect.infer.conf", 0.1, EVALUATED | AFTER_DETECTORS),
+    "evaluate_detector": ("detect.evaluate.within_mm", 4.0, EVALUATED),
     "rois": ("rois.crop_mm.sag_t2", 44.0, AFTER_DETECTORS),
     "train": ("train.lr", 0.002, {"train_classifier", "evaluate", "predict"}),
+    # speed-only settings re-run nothing
+    "runtime_workers": ("runtime.workers", 1, set()),
+    "runtime_device": ("runtime.train_device", "cpu", set()),
 }
 
 
@@ -61,6 +69,9 @@ def test_param_change_reruns_exactly_its_stage_and_descendants(tiny_repo, group)
     path, text = _set_param(repo, dotted, value)
     try:
         assert _dry(repo) == (set(ran_first) if expected is None else expected)
+        if expected == set():
+            status = e2e.run(repo, "dvc", "status").stdout
+            assert "up to date" in status, status
     finally:
         path.write_text(text)
     assert _dry(repo) == set()
