@@ -2,8 +2,10 @@
 
 Reads data/interim/yolo/<plane>/ (from yolo_export). Writes
   models/detectors/<plane>.pt             best weights (ultralytics checkpoint)
-  metrics/detectors/<plane>.json          mAP50, mAP50-95, precision, recall + localisation
-  metrics/detectors/<plane>_results.csv   per-epoch curves (ultralytics results.csv)
+  metrics/detectors/<plane>.json          headline: mAP50 + localisation (right within, median mm)
+  metrics/detectors/<plane>.details.json  the rest: mAP50-95, precision, recall, localisation details
+  metrics/detectors/<plane>_results.csv   per-epoch curves (ultralytics results.csv without `time`)
+Train and eval times go to the MLflow run only, never to a file DVC tracks.
 Ultralytics' run folder lives under .cache/ultralytics/runs/<plane> (scratch, untracked).
 One MLflow run `train_detector@<plane>` gets the params, per-epoch metrics, the final
 metrics and the weights.
@@ -12,9 +14,9 @@ metrics and the weights.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import logging
-import math
 import resource
 import shutil
 import time
@@ -22,7 +24,7 @@ from pathlib import Path
 
 import yaml
 
-from lsdc import schema, tracking
+from lsdc import headline, schema, tracking
 from lsdc.detect import labels as lab
 from lsdc.detect import ultralytics_env
 from lsdc.params import Params
@@ -70,6 +72,24 @@ def train_args(p: Params, data_yaml: Path, run_dir: Path) -> dict:
         deterministic=True, amp=False, project=str(run_dir.parent.resolve()), name=run_dir.name,
         exist_ok=True, patience=max(c.epochs, 1), plots=False, verbose=False, pretrained=False,
     )
+
+
+# per-epoch columns of ultralytics' results.csv left out of the copy: wall-clock
+# (`time`, seconds since the start) differs on every run and the CSV is a DVC plot
+WALL_CLOCK_COLUMNS = ("time",)
+
+
+def copy_epoch_csv(src: Path, dst: Path, drop: tuple[str, ...] = WALL_CLOCK_COLUMNS) -> Path:
+    """Copy a per-epoch CSV without the wall-clock columns; the other cells keep their text."""
+    with open(src, newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    if rows:
+        keep = [i for i, name in enumerate(rows[0]) if name.strip() not in drop]
+        rows = [[row[i] for i in keep if i < len(row)] for row in rows]
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with open(dst, "w", newline="", encoding="utf-8") as f:
+        csv.writer(f, lineterminator="\n").writerows(rows)
+    return dst
 
 
 def _cpu_seconds() -> float:
@@ -139,18 +159,16 @@ def train_plane(p: Params, plane: str, yolo_dir: Path, models_dir: Path = MODELS
     metrics_dir.mkdir(parents=True, exist_ok=True)
     weights = models_dir / f"{plane}.pt"
     shutil.copyfile(best, weights)
-    shutil.copyfile(Path(trainer.save_dir) / "results.csv", metrics_dir / f"{plane}_results.csv")
+    copy_epoch_csv(Path(trainer.save_dir) / "results.csv", metrics_dir / f"{plane}_results.csv")
     t1 = time.perf_counter()
     loc, _ = evaluate.evaluate_split(YOLO(str(weights), task="detect"), yolo_dir, plane, p.detect)
     metrics.update(loc)
-    metrics.update(
-        train_seconds=round(train_s, 1), train_cpu_seconds=round(train_cpu, 1),
-        eval_seconds=round(time.perf_counter() - t1, 1), epochs=p.detect.epochs,
-        n_params=int(sum(x.numel() for x in model.model.parameters())),
-    )
-    metrics = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in metrics.items()}
-    (metrics_dir / f"{plane}.json").write_text(json.dumps(metrics, indent=2) + "\n")  # NaN -> null
-    return metrics
+    metrics.update(epochs=p.detect.epochs, n_params=int(sum(x.numel() for x in model.model.parameters())))
+    headline.write("detectors", metrics, metrics_dir / f"{plane}.json")
+    # wall-clock and CPU time go to MLflow only (main): in a DVC out they would change dvc.lock
+    runtime = {"train_seconds": round(train_s, 1), "train_cpu_seconds": round(train_cpu, 1),
+               "eval_seconds": round(time.perf_counter() - t1, 1)}
+    return {**metrics, "_runtime": runtime}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -163,9 +181,12 @@ def main(params: Params, args: argparse.Namespace) -> int:
     yolo_dir = args.yolo_dir or YOLO_DIR / plane
     with tracking.stage_run(f"train_detector@{plane}", params):
         metrics = train_plane(params, plane, yolo_dir)
+        runtime = metrics.pop("_runtime")
         tracking.log_metrics({k: v for k, v in metrics.items() if k != "epochs"})
+        tracking.log_metrics(runtime)
         tracking.log_artifact(MODELS_DIR / f"{plane}.pt")
         tracking.log_artifact(METRICS_DIR / f"{plane}_results.csv")
         tracking.log_artifact(METRICS_DIR / f"{plane}.json")
+        tracking.log_artifact(headline.details_path(METRICS_DIR / f"{plane}.json"))
     print(json.dumps(metrics))
     return 0
