@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from detect_fixtures import SPACING, disc_points, render, write_index
+from lsdc import headline
 from lsdc import params as params_mod
 
 PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
@@ -51,10 +52,14 @@ def test_tiny_training_offline_produces_loadable_weights(tmp_path, monkeypatch, 
     assert weights.stat().st_size > 10_000
     # training leaves the exported dataset (a DVC out) untouched: no ultralytics label caches
     assert sorted((f.relative_to(yolo_dir), f.stat().st_mtime_ns) for f in yolo_dir.rglob("*")) == exported
-    saved = json.loads((tmp_path / "metrics" / "sag_t2.json").read_text())
+    head = json.loads((tmp_path / "metrics" / "sag_t2.json").read_text())
+    assert set(head) == {"mAP50", "loc_right_within", "loc_median_mm"}  # headline only
+    runtime = metrics.pop("_runtime")  # wall-clock: returned for MLflow, in no file
+    assert runtime["train_seconds"] > 0 and "seconds" not in (tmp_path / "metrics" / "sag_t2.details.json").read_text()
+    saved = headline.load(tmp_path / "metrics" / "sag_t2.json")
     assert saved["loc_points"] == 10 and 0.0 <= saved["mAP50"] <= 1.0 and saved == json.loads(json.dumps(metrics))
     lines = (tmp_path / "metrics" / "sag_t2_results.csv").read_text().splitlines()
-    assert len(lines) == 2 and "metrics/mAP50(B)" in lines[0]
+    assert len(lines) == 2 and "metrics/mAP50(B)" in lines[0] and "time" not in lines[0].split(",")
     assert not (tmp_path / "mlruns").exists() and not (tmp_path / "mlflow.db").exists()
     settings = json.loads((tmp_path / "ulcfg" / "Ultralytics" / "settings.json").read_text())
     assert settings["mlflow"] is False and settings["dvc"] is False and settings["sync"] is False
