@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -66,4 +65,7 @@ def repro(repo: Path, *args: str) -> list[str]:
 
 
 def metrics(repo: Path, name: str) -> dict:
-    return json.loads((repo / "metrics" / name).read_text())
+    """A stage's full metrics: the DVC metrics file merged with the details beside it."""
+    from lsdc import headline
+
+    return headline.load(repo / "metrics" / name)

@@ -5,7 +5,6 @@ seeds, synchronised BatchNorm gradients); the slow one runs the real stage once 
 process and once under `torchrun --nproc_per_node=2` and compares the OOF tables.
 """
 
-import json
 import os
 import socket
 import subprocess
@@ -21,7 +20,7 @@ import torch.multiprocessing as torch_mp
 from torch.utils.data import RandomSampler
 
 from classify_fakes import write_fake_inputs
-from lsdc import params, schema
+from lsdc import headline, params, schema
 from lsdc.classify import augment, data, distributed, engine, model, train
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -198,7 +197,7 @@ def test_two_cpu_processes_match_one_process(tmp_path, monkeypatch):
         np.testing.assert_allclose(c2["train_loss"], c1["train_loss"], rtol=1e-4)
     # one set of outputs
     assert sorted(p.name for p in (two / train.Paths().checkpoints).iterdir()) == ["fold_0.pt", "fold_1.pt"]
-    summary = json.loads((two / train.Paths().summary).read_text())
+    summary = headline.load(two / train.Paths().summary)
     assert summary["processes"] == 2 and sorted(summary["folds"]) == ["fold_0", "fold_1"]
     # one MLflow parent run with its fold runs
     mlflow.set_tracking_uri((two / "mlruns").as_uri())

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from classify_fakes import write_fake_inputs
-from lsdc import params, schema
+from lsdc import headline, params, schema
 from lsdc.classify import augment, data, layout, model, train
 from lsdc.classify.engine import CSV_COLUMNS, train_fold
 
@@ -75,7 +75,9 @@ def test_per_epoch_csv_and_summary(tiny_run):
         assert curve["epoch"].tolist() == [0]
         assert curve["lr"].iloc[0] == pytest.approx(p.train.lr)
         assert np.isfinite(curve[["train_loss", "val_loss", "score"]].to_numpy()).all()
-    written = json.loads(paths.summary.read_text())
+    assert json.loads(paths.summary.read_text()) == {"oof_score": {"total": summary["oof_score"]["total"]}}
+    written = headline.load(paths.summary)
+    assert "seconds" not in json.dumps(written) and summary["_seconds"] > 0  # wall-clock: MLflow only
     assert written["folds"]["fold_1"]["n_val"] == 4
     assert written["oof_score"]["total"] == pytest.approx(summary["oof_score"]["total"])
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from detect_fixtures import SPACING, disc_points, render, write_index
+from lsdc import headline
 from lsdc import params as params_mod
 
 PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
@@ -52,14 +53,18 @@ def test_tiny_training_offline_produces_loadable_weights(tmp_path, monkeypatch, 
     # training leaves the exported dataset (a DVC out) untouched: no ultralytics label caches
     assert sorted((f.relative_to(yolo_dir), f.stat().st_mtime_ns) for f in yolo_dir.rglob("*")) == exported
     assert not (tmp_path / "metrics" / "sag_t2.json").exists()  # measuring is evaluate_detector's job
-    assert metrics["n_params"] > 100_000 and metrics["train_seconds"] > 0
+    runtime = metrics.pop("_runtime")  # wall-clock: returned for MLflow, in no file
+    assert metrics["n_params"] > 100_000 and runtime["train_seconds"] > 0
     lines = (tmp_path / "metrics" / "sag_t2_results.csv").read_text().splitlines()
-    assert len(lines) == 2 and "metrics/mAP50(B)" in lines[0]
+    assert len(lines) == 2 and "metrics/mAP50(B)" in lines[0] and "time" not in lines[0].split(",")
     from lsdc.detect import evaluate
 
     saved = evaluate.evaluate_plane(weights, yolo_dir, tmp_path / "metrics" / "sag_t2_results.csv", "sag_t2",
                                     p.detect)
     assert saved["loc_points"] == 10 and 0.0 <= saved["mAP50"] <= 1.0 and saved["best_epoch"] == 1
+    head, _ = headline.write("detectors", saved, tmp_path / "metrics" / "sag_t2.json")
+    assert set(json.loads(head.read_text())) == {"mAP50", "loc_right_within", "loc_median_mm"}  # headline only
+    assert headline.load(head) == json.loads(json.dumps(saved))
     assert not (tmp_path / "mlruns").exists() and not (tmp_path / "mlflow.db").exists()
     settings = json.loads((tmp_path / "ulcfg" / "Ultralytics" / "settings.json").read_text())
     assert settings["mlflow"] is False and settings["dvc"] is False and settings["sync"] is False

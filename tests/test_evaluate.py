@@ -1,6 +1,5 @@
 """evaluate stage: cv.json equals lsdc.metrics on the OOF file; every plot is written."""
 
-import json
 from pathlib import Path
 
 import mlflow
@@ -9,7 +8,7 @@ import pandas as pd
 import pytest
 
 from classify_fakes import labels_long
-from lsdc import evaluate, metrics, params, schema
+from lsdc import evaluate, headline, metrics, params, schema
 from lsdc.classify import plots, train
 from lsdc.classify.engine import CSV_COLUMNS
 
@@ -48,7 +47,7 @@ def evaluated(tmp_path_factory):
 
 def test_cv_json_equals_the_metric_on_the_oof_file(evaluated):
     _, paths, y, probs, folds, _ = evaluated
-    cv = json.loads(paths.cv.read_text())
+    cv = headline.load(paths.cv)
     want = metrics.competition_score(y, probs)
     assert cv["n_studies"] == 15
     assert cv["score"] == pytest.approx(want.as_dict(), rel=1e-12)
@@ -64,7 +63,7 @@ def test_cv_json_equals_the_metric_on_the_oof_file(evaluated):
 
 def test_prior_is_fitted_out_of_fold_on_the_same_rows(evaluated):
     _, paths, y, _, folds, _ = evaluated
-    cv = json.loads(paths.cv.read_text())
+    cv = headline.load(paths.cv)
     pc = params.load(ROOT / "params.yaml").evaluate.prior_pseudocount
     prior = np.empty((len(y), 25, 3))
     for k in range(3):

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from pydicom.data import get_testdata_file
 
-from lsdc import schema
+from lsdc import headline, schema
 from lsdc.ingest import NotRsnaRootError, build_index
 from lsdc.ingest import problems as pk
 from tests.rsna_layout import PLANE_SHAPES, make_root, series_dir, write_slice
@@ -321,7 +321,9 @@ def test_stage_main_writes_tables_metrics_and_quarantine_csv(root, tmp_path, cap
     args = argparse.Namespace(out_dir=tmp_path / "index", metrics=tmp_path / "metrics" / "ingest.json",
                               no_tracking=True)
     assert stage.main(params, args) == 0
-    metrics = json.loads((tmp_path / "metrics" / "ingest.json").read_text())
+    head = json.loads((tmp_path / "metrics" / "ingest.json").read_text())
+    assert head == {"studies": {"train": 2, "test": 1}, "quarantine": {"total": 1}}  # headline only
+    metrics = headline.load(tmp_path / "metrics" / "ingest.json")
     assert metrics["studies"] == {"train": 2, "test": 1}
     assert metrics["instances"] == {"train": 17, "test": 9}
     assert metrics["coords"] == 50 and metrics["quarantine"]["total"] == 1

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lsdc import metrics, schema
+from lsdc import headline, metrics, schema
 from lsdc.classify import data
 from lsdc.predict import ensemble, stage, submission
 from predict_fixtures import TEST_IDS, build, load_params
@@ -101,7 +101,7 @@ def _by_hand(solution: pd.DataFrame, sub: pd.DataFrame) -> dict[str, float]:
 
 
 def test_metrics_equal_an_independent_recomputation(run, sub):
-    written = json.loads(run.paths.metrics.read_text())
+    written = headline.load(run.paths.metrics)
     solution = pd.read_csv(run.root / schema.TEST_LABELS_CSV)
     model = _by_hand(solution, sub)
     for k, v in model.items():
@@ -134,7 +134,7 @@ def test_study_absent_from_store_gets_prior_rows_and_unscored_metrics(run, tmp_p
     notes = pd.read_csv(paths.notes).set_index("study_id")
     assert "not extracted" in notes.loc[203, "reason"] and "'Coronal T2'" in notes.loc[203, "reason"]
     assert notes.loc[203, "prior_labels"] == 25
-    assert result["scored"] is False and json.loads(paths.metrics.read_text())["labels_from_prior"] == 35
+    assert result["scored"] is False and headline.load(paths.metrics)["labels_from_prior"] == 35
 
 
 @pytest.mark.slow  # a fresh MLflow sqlite store takes ~20 s to create

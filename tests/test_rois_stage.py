@@ -165,7 +165,10 @@ def test_contact_sheets_and_metrics_file(result):
     assert sheets == ["101.png", "102.png", "103.png", "201.png"]
     import json
 
-    metrics = json.loads((out / "rois.json").read_text())
+    from lsdc import headline
+
+    assert set(json.loads((out / "rois.json").read_text())) == {"studies", "crops", "distance_mm"}
+    metrics = headline.load(out / "rois.json")
     assert metrics["by_plane"]["ax_t2"]["missing"] == 30
     assert metrics["studies"]["fully_detected"] == 3 and metrics["studies"]["with_missing"] == 1
     assert "_runtime" not in metrics

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from lsdc import cli, params, schema
+from lsdc import cli, headline, params, schema
 from lsdc.synth import stage
 from synth_fixtures import tiny
 
@@ -31,8 +31,12 @@ def test_main_writes_dataset_and_metrics(tmp_path, monkeypatch):
     args = argparse.Namespace(out=tmp_path / "data", metrics=tmp_path / "m" / "synth.json", workers=1,
                               no_progress=True)
     assert stage.main(p, args) == 0
-    summary = json.loads((tmp_path / "m" / "synth.json").read_text())
+    head = json.loads((tmp_path / "m" / "synth.json").read_text())
+    assert set(head) == {"train", "test", "score_oracle", "score_constant_prior"}  # headline only
+    assert "seconds" not in (tmp_path / "m" / "synth.details.json").read_text()  # wall-clock: MLflow only
+    summary = headline.load(tmp_path / "m" / "synth.json")
     assert summary["train"]["studies"] == 2 and summary["test"]["studies"] == 1
+    assert summary["train"]["files"] > 0 and "files" not in head["train"]
     assert summary["score_oracle"]["total"] < summary["score_uniform"]["total"]
     assert (tmp_path / "data" / schema.TRAIN_CSV).exists() and "studies_per_s" in logged
     n_files = sum(1 for _ in (tmp_path / "data").rglob("*.dcm"))

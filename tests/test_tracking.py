@@ -46,3 +46,18 @@ def test_stage_run_logs_params_metrics_and_tags(tmp_path, monkeypatch):
     assert kid.data.metrics["fold_score"] == pytest.approx(0.25)
     exp = mlflow.get_experiment(got.info.experiment_id)
     assert exp.name == p.tracking.experiment
+    assert exp.tags[tracking.EXPERIMENT_KIND_TAG] == "custom_model_development"  # mlflow ui opens on runs
+
+
+def test_existing_experiment_is_marked_as_model_training_on_first_use(tmp_path, monkeypatch):
+    """A store made before the tag existed (or by plain mlflow) gets it when a stage uses it."""
+    uri = f"sqlite:///{tmp_path}/store.db"
+    monkeypatch.setenv("LSDC_TRACKING_URI", uri)
+    p = params.load(ROOT / "params.yaml")
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    exp_id = client.create_experiment(p.tracking.experiment)
+    assert tracking.EXPERIMENT_KIND_TAG not in client.get_experiment(exp_id).tags
+    with tracking.stage_run("unit", p) as run:
+        pass
+    assert run.info.experiment_id == exp_id
+    assert client.get_experiment(exp_id).tags[tracking.EXPERIMENT_KIND_TAG] == "custom_model_development"

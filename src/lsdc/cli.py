@@ -36,6 +36,7 @@ COMMANDS: dict[str, tuple[str, tuple[str, ...], str]] = {
     "predict-study": ("lsdc.predict.study", ("data", "detect", "rois", "predict"), "grade one study folder; table, JSON and overlay PNG"),
     "bench": ("lsdc.bench.stage", ("data", "synth", "detect", "rois", "model", "train", "predict"), "benchmarks: speed and memory against baselines"),
     "profile": ("lsdc.profile", (), "switch params.yaml to a named profile (e.g. real-gpu)"),
+    "report": ("lsdc.report", (), "README result, stage-time and benchmark tables from metrics/ (--check, --timings)"),
 }
 
 

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lsdc import metrics, tracking
+from lsdc import headline, metrics, tracking
 from lsdc.classify import data, plots
 from lsdc.classify.train import CURVES_DIR, OOF_FILE, probs_of_frame
 from lsdc.params import INDEX_DIR, METRICS_DIR, REPORTS_DIR, Params
@@ -113,7 +113,7 @@ def run(params: Params, paths: Paths = Paths()) -> dict[str, Any]:
     folds = frame["fold"].to_numpy(np.int64)
     result = _finite(cv_metrics(y, probs, folds, params.evaluate.prior_pseudocount))
     paths.cv.parent.mkdir(parents=True, exist_ok=True)
-    paths.cv.write_text(json.dumps(result, indent=2) + "\n")
+    headline.write("cv", result, paths.cv)
     paths.plots.mkdir(parents=True, exist_ok=True)
     for old in paths.plots.glob("*.png"):
         old.unlink()
@@ -126,6 +126,7 @@ def run(params: Params, paths: Paths = Paths()) -> dict[str, Any]:
     with tracking.stage_run(STAGE, params):
         tracking.log_metrics(result)
         tracking.log_artifact(paths.cv)
+        tracking.log_artifact(headline.details_path(paths.cv))
         tracking.log_artifact(paths.plots)
     log.info("OOF competition score %.4f vs constant prior %.4f on the same %d studies",
              result["score"]["total"] or float("nan"), result["prior"]["total"] or float("nan"), len(y))

@@ -67,18 +67,34 @@ def _mlflow():
     return mlflow
 
 
+# MLflow 3's UI opens an experiment on its GenAI overview unless the experiment tag
+# `mlflow.experimentKind` says otherwise; "custom_model_development" opens it on the
+# training runs (the values are the UI's ExperimentKind enum, mlflow/server/js).
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+
+
+def _mark_model_training(mlflow, exp) -> None:
+    if exp.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:
+        mlflow.MlflowClient().set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
+
+
 def _experiment_id(mlflow, name: str, uri: str) -> str:
+    """The experiment's id, created if needed and marked as model training (see above)."""
     exp = mlflow.get_experiment_by_name(name)
-    if exp is not None:
-        return exp.experiment_id
-    location = _artifact_root(uri) or None
-    try:
-        return mlflow.create_experiment(name, artifact_location=location)
-    except Exception:  # a concurrent stage created it first: use that one
+    if exp is None:
+        location = _artifact_root(uri) or None
+        try:
+            exp_id = mlflow.create_experiment(name, artifact_location=location,
+                                              tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
+        except Exception:  # a concurrent stage created it first: use that one
+            if mlflow.get_experiment_by_name(name) is None:
+                raise
+        else:
+            return exp_id
         exp = mlflow.get_experiment_by_name(name)
-        if exp is None:
-            raise
-        return exp.experiment_id
+    _mark_model_training(mlflow, exp)  # stores made before this tag existed
+    return exp.experiment_id
 
 
 @contextlib.contextmanager

@@ -81,13 +81,22 @@ def _scaling(r: dict) -> list[Row]:
 SECTIONS = {"decode": _decode, "rois": _rois, "study": _study, "training": _training, "scaling": _scaling}
 
 
-def table(results: dict[str, Any]) -> str:
-    rows: list[Row] = [("benchmark", "measure", "value (median)", "target")]
+HEADER: Row = ("benchmark", "measure", "value (median)", "target")
+
+
+def rows(results: dict[str, Any]) -> list[Row]:
+    """The table rows of the benchmarks present in results (printed here, markdown in lsdc.report)."""
+    out: list[Row] = []
     for name, fn in SECTIONS.items():
         if name in results:
-            rows += fn(results[name])
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+            out += fn(results[name])
+    return out
+
+
+def table(results: dict[str, Any]) -> str:
+    rows_: list[Row] = [HEADER, *rows(results)]
+    widths = [max(len(r[i]) for r in rows_) for i in range(4)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows_]
     lines.insert(1, "-" * len(lines[0]))
     return "\n".join(lines)
 

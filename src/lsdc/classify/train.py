@@ -3,7 +3,8 @@
 Reads the ROI store, labels.parquet and folds.parquet; fold k trains on the other
 folds and validates (early stopping, OOF probabilities) on fold k. Writes
 models/classifier/fold_<k>.pt, data/processed/oof.parquet,
-metrics/classifier/fold_<k>.csv (one row per epoch) and metrics/classifier.json.
+metrics/classifier/fold_<k>.csv (one row per epoch), metrics/classifier.json (headline)
+and metrics/classifier.details.json (per fold). Times go to MLflow only.
 MLflow: one parent run, one nested run per fold with per-epoch metrics and its checkpoint.
 
 `torchrun --nproc_per_node=N -m lsdc.cli train-classifier` trains each fold with
@@ -26,7 +27,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lsdc import metrics, schema, tracking
+from lsdc import headline, metrics, schema, tracking
 from lsdc.classify import augment, data, distributed, layout
 from lsdc.classify.engine import CSV_COLUMNS, train_fold
 from lsdc.classify.model import make_checkpoint
@@ -144,10 +145,10 @@ def _run(params: Params, paths: Paths, ctx: distributed.Context) -> dict[str, An
                                            best_epoch=result.best_epoch), ckpt_path)
                 fold_score = metrics.competition_score(y[is_val], result.val_probs)
                 fold_summary = {"best_epoch": result.best_epoch, "epochs_run": len(result.history),
-                                "score": fold_score.total, "n_val": int(is_val.sum()),
-                                "seconds": round(result.seconds, 1)}
+                                "score": fold_score.total, "n_val": int(is_val.sum())}
                 summary["folds"][f"fold_{k}"] = fold_summary
                 tracking.log_metrics({"best_" + k2: v for k2, v in fold_summary.items()})
+                tracking.log_metrics({"seconds": round(result.seconds, 1)})  # MLflow only, never a DVC out
                 tracking.log_artifact(ckpt_path)
                 tracking.log_artifact(curve_path)
             if main:
@@ -157,13 +158,15 @@ def _run(params: Params, paths: Paths, ctx: distributed.Context) -> dict[str, An
         oof_frame = probs_frame(study_ids, fold_of, oof)
         oof_frame.to_parquet(paths.oof, index=False)
         summary["oof_score"] = metrics.competition_score(y, oof).as_dict()
-        summary["seconds"] = round(time.perf_counter() - start, 1)
-        paths.summary.write_text(json.dumps(summary, indent=2) + "\n")
-        tracking.log_metrics({"oof_score": summary["oof_score"], "seconds": summary["seconds"]})
+        headline.write("classifier", summary, paths.summary)
+        # wall-clock time: MLflow and the returned dict only; in the DVC out it would change dvc.lock
+        seconds = round(time.perf_counter() - start, 1)
+        tracking.log_metrics({"oof_score": summary["oof_score"], "seconds": seconds})
         tracking.log_artifact(paths.summary)
+        tracking.log_artifact(headline.details_path(paths.summary))
         log.info("OOF competition score %.4f in %.0f s (run %s)", summary["oof_score"]["total"],
-                 summary["seconds"], parent.info.run_id)
-    return summary
+                 seconds, parent.info.run_id)
+    return {**summary, "_seconds": seconds}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -174,5 +177,5 @@ def main(params: Params, args: argparse.Namespace) -> int:
     summary = run(params, Paths(rois_dir=getattr(args, "rois_dir", ROIS_DIR)))
     if not summary:  # a DDP rank other than 0: rank 0 reports
         return 0
-    print(json.dumps({"oof_score": summary["oof_score"]["total"], "seconds": summary["seconds"]}))
+    print(json.dumps({"oof_score": summary["oof_score"]["total"], "seconds": summary["_seconds"]}))
     return 0

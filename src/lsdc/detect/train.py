@@ -2,9 +2,10 @@
 
 Reads data/interim/yolo/<plane>/ (from yolo_export). Writes
   models/detectors/<plane>.pt             best weights (ultralytics checkpoint)
-  metrics/detectors/<plane>_results.csv   per-epoch curves (ultralytics results.csv)
+  metrics/detectors/<plane>_results.csv   per-epoch curves (ultralytics results.csv without `time`)
 Measuring the detector is the separate `evaluate_detector@plane` stage (lsdc.detect.evaluate),
 so an inference or anatomy threshold re-runs evaluation, never training.
+Train times go to the MLflow run only, never to a file DVC tracks.
 Ultralytics' run folder lives under .cache/ultralytics/runs/<plane> (scratch, untracked).
 One MLflow run `train_detector@<plane>` gets the params, per-epoch metrics, times and the weights.
 """
@@ -12,6 +13,7 @@ One MLflow run `train_detector@<plane>` gets the params, per-epoch metrics, time
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import logging
 import resource
@@ -72,6 +74,24 @@ def train_args(p: Params, data_yaml: Path, run_dir: Path) -> dict:
     )
 
 
+# per-epoch columns of ultralytics' results.csv left out of the copy: wall-clock
+# (`time`, seconds since the start) differs on every run and the CSV is a DVC plot
+WALL_CLOCK_COLUMNS = ("time",)
+
+
+def copy_epoch_csv(src: Path, dst: Path, drop: tuple[str, ...] = WALL_CLOCK_COLUMNS) -> Path:
+    """Copy a per-epoch CSV without the wall-clock columns; the other cells keep their text."""
+    with open(src, newline="", encoding="utf-8") as f:
+        rows = list(csv.reader(f))
+    if rows:
+        keep = [i for i, name in enumerate(rows[0]) if name.strip() not in drop]
+        rows = [[row[i] for i in keep if i < len(row)] for row in rows]
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with open(dst, "w", newline="", encoding="utf-8") as f:
+        csv.writer(f, lineterminator="\n").writerows(rows)
+    return dst
+
+
 def _cpu_seconds() -> float:
     """CPU time (user + system) of this process: comparable across loaded machines."""
     r = resource.getrusage(resource.RUSAGE_SELF)
@@ -126,9 +146,11 @@ def train_plane(p: Params, plane: str, yolo_dir: Path, models_dir: Path = MODELS
     metrics_dir.mkdir(parents=True, exist_ok=True)
     weights = models_dir / f"{plane}.pt"
     shutil.copyfile(best, weights)
-    shutil.copyfile(Path(trainer.save_dir) / "results.csv", metrics_dir / f"{plane}_results.csv")
-    return {"train_seconds": round(train_s, 1), "train_cpu_seconds": round(train_cpu, 1),
-            "n_params": int(sum(x.numel() for x in model.model.parameters()))}
+    copy_epoch_csv(Path(trainer.save_dir) / "results.csv", metrics_dir / f"{plane}_results.csv")
+    n_params = int(sum(x.numel() for x in model.model.parameters()))
+    # wall-clock and CPU time go to MLflow only (main): in a DVC out they would change dvc.lock
+    return {"n_params": n_params, "_runtime": {"train_seconds": round(train_s, 1),
+                                               "train_cpu_seconds": round(train_cpu, 1)}}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -141,7 +163,9 @@ def main(params: Params, args: argparse.Namespace) -> int:
     yolo_dir = args.yolo_dir or YOLO_DIR / plane
     with tracking.stage_run(f"train_detector@{plane}", params):
         metrics = train_plane(params, plane, yolo_dir)
+        runtime = metrics.pop("_runtime")
         tracking.log_metrics({k: v for k, v in metrics.items() if k != "epochs"})
+        tracking.log_metrics(runtime)
         tracking.log_artifact(MODELS_DIR / f"{plane}.pt")
         tracking.log_artifact(METRICS_DIR / f"{plane}_results.csv")
     print(json.dumps(metrics))

@@ -7,7 +7,7 @@ import json
 import logging
 from pathlib import Path
 
-from lsdc import tracking
+from lsdc import headline, tracking
 from lsdc.eda import examples, findings, sections, stats
 from lsdc.eda import report as report_mod
 from lsdc.eda.tables import IndexTables, load_index
@@ -49,8 +49,7 @@ def run(tables: IndexTables, data_root: Path, out_dir: Path, metrics_path: Path,
             "(see the ingest stage's quarantine table).")
     page = report_mod.write(out_dir / REPORT_FILE, "Lumbar spine MRI: exploratory data analysis",
                             meta, summary, parts)
-    metrics_path.parent.mkdir(parents=True, exist_ok=True)
-    metrics_path.write_text(json.dumps(head, indent=2) + "\n", encoding="utf-8")
+    headline.write("eda", head, metrics_path)
     log.info("wrote %s (%d sections) and %s", page, len(parts), metrics_path)
     return head
 
@@ -66,6 +65,7 @@ def main(params: Params, args: argparse.Namespace) -> int:
         tracking.log_metrics(head)
         tracking.log_artifact(out_dir)
         tracking.log_artifact(metrics_path)
+        tracking.log_artifact(headline.details_path(metrics_path))
     print(f"EDA report: {out_dir / REPORT_FILE}")
     print(json.dumps({k: head[k] for k in ("studies", "label_cells", "coord_rows")}))
     return 0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -268,8 +267,9 @@ def _studies_table(csv_studies: dict[str, set[int]], disk_studies: dict[str, set
 
 
 def write_metrics(index: Index, path: Path) -> dict:
-    """Write ``index.metrics()`` as JSON to ``path``; returns the dict."""
+    """Write ``index.metrics()``: headline to ``path``, the rest beside it; returns the full dict."""
+    from lsdc import headline
+
     metrics = index.metrics()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(metrics, indent=2, sort_keys=False) + "\n")
+    headline.write("ingest", metrics, path)
     return metrics

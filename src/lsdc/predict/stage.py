@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lsdc import metrics, schema
+from lsdc import headline, metrics, schema
 from lsdc.classify import data
 from lsdc.classify.engine import resolve_device
 from lsdc.ingest.csvs import read_series_csv
@@ -153,10 +153,10 @@ def run(params: Params, paths: Paths = Paths()) -> dict[str, Any]:
         log.info("study %d: %s (%d labels from the prior)", r.study_id, r.reason, r.prior_labels)
     result = {"n_studies": int(len(study_ids)), "n_models": len(models), "studies_with_notes": int(len(notes)),
               "labels_from_prior": int((~ev).sum()), "prior_source": prior.source,
-              **score(root, frame, prior), "seconds": round(time.perf_counter() - start, 2)}
-    paths.metrics.parent.mkdir(parents=True, exist_ok=True)
-    paths.metrics.write_text(json.dumps(_finite(result), indent=2) + "\n")
-    return result
+              **score(root, frame, prior)}
+    headline.write("test", result, paths.metrics)
+    # wall-clock time is logged to MLflow only (main): in a DVC out it would change dvc.lock
+    return {**result, "_seconds": round(time.perf_counter() - start, 2)}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -184,8 +184,9 @@ def main(params: Params, args: argparse.Namespace) -> int:
         with tracking.stage_run(STAGE, params):
             result = run(params, paths)
             tracking.set_tags({"prior_source": result["prior_source"]})
-            tracking.log_metrics({k: v for k, v in result.items() if k != "prior_source"})
-            for path in (paths.submission, paths.notes, paths.metrics):
+            tracking.log_metrics({k: v for k, v in result.items() if k not in ("prior_source", "_seconds")})
+            tracking.log_metrics({"seconds": result["_seconds"]})
+            for path in (paths.submission, paths.notes, paths.metrics, headline.details_path(paths.metrics)):
                 tracking.log_artifact(path)
     summary = {k: result.get(k) for k in ("n_studies", "studies_with_notes", "labels_from_prior")}
     if result.get("scored"):

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lsdc import schema
+from lsdc import headline, schema
 from lsdc.params import INDEX_DIR, METRICS_DIR, MODELS_DIR, REPORTS_DIR, ROIS_DIR, Params
 from lsdc.rois import report, select, sheet
 from lsdc.rois.detectors import Detectors, YoloDetectors
@@ -168,9 +168,7 @@ def run(params: Params, index_dir: Path = INDEX_DIR, out_dir: Path = ROIS_DIR,
         "rows_per_study": n_slots, "selection": params.rois.selection,
         "unreadable_slices": unreadable, "studies_lacking_a_plane": notes,
     })
-    metrics_path = Path(metrics_path)
-    metrics_path.parent.mkdir(parents=True, exist_ok=True)
-    metrics_path.write_text(json.dumps(metrics, indent=2) + "\n")
+    headline.write("rois", metrics, metrics_path)
     crops = np.load(crops_path, mmap_mode="r")
     sheet.draw_sheets(crops, index, Path(sheets_dir), params.rois.contact_sheet_studies)
     memory = peak_rss_mb()
@@ -203,6 +201,8 @@ def main(params: Params, args: argparse.Namespace) -> int:
             metrics = run(params, **kwargs)
             tracking.log_metrics({k: v for k, v in metrics.items() if k != "selection"})
             tracking.log_artifact(kwargs["metrics_path"])
+            tracking.log_artifact(headline.details_path(kwargs["metrics_path"]))
+            tracking.log_metrics(metrics["_runtime"], prefix="runtime/")
             tracking.log_artifact(kwargs["sheets_dir"], artifact_path="contact_sheets")
     runtime = metrics.pop("_runtime")
     print(json.dumps({"studies": metrics["studies"], "crops": metrics["crops"],

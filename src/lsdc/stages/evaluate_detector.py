@@ -1,8 +1,8 @@
 """`evaluate_detector@plane`: measure one trained detector on its validation studies.
 
 Reads models/detectors/<plane>.pt, data/interim/yolo/<plane>/ and the per-epoch curves;
-writes metrics/detectors/<plane>.json (mAP of the best epoch, localisation in mm after the
-anatomy step). Reads detect.export, detect.infer, detect.anatomy and detect.evaluate, so a
+writes metrics/detectors/<plane>.json (headline: mAP50 of the best epoch, localisation in mm
+after the anatomy step) and <plane>.details.json beside it (everything else). Reads detect.export, detect.infer, detect.anatomy and detect.evaluate, so a
 threshold change re-runs this stage and never training.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from lsdc import jsonio, schema, tracking
+from lsdc import headline, schema, tracking
 from lsdc.detect import evaluate
 from lsdc.params import Params
 
@@ -34,9 +34,10 @@ def main(params: Params, args: argparse.Namespace) -> int:
         metrics = evaluate.evaluate_plane(args.models_dir / f"{plane}.pt", args.yolo_dir / plane,
                                           args.metrics_dir / f"{plane}_results.csv", plane, params.detect,
                                           params.runtime.detect_device)
-        jsonio.write_json(out, metrics)
+        headline.write("detectors", metrics, out)
         tracking.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
         tracking.log_artifact(out)
+        tracking.log_artifact(headline.details_path(out))
     print(f"evaluate_detector@{plane}: mAP50 {metrics['mAP50']:.3f}, right within "
           f"{params.detect.evaluate.within_mm:g} mm {metrics['loc_right_within']:.3f}, "
           f"median {metrics['loc_median_mm']:.2f} mm -> {out}")

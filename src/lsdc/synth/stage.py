@@ -1,21 +1,20 @@
 """`lsdc synth`: write the built-in synthetic RSNA-layout dataset and metrics/synth.json.
 
 The dataset (train_images/, test_images/, the Kaggle CSVs, test_labels.csv, test_oracle.csv)
-goes to --out (default data/synthetic/); metrics/synth.json holds the counts per split and
+goes to --out (default data/synthetic/); metrics/synth.json holds the headline counts and
 the competition score on the test labels of the oracle (the ceiling) and of the best
-constant prior fitted on train (the floor).
+constant prior fitted on train (the floor); metrics/synth.details.json the rest (lsdc.headline).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import time
 from pathlib import Path
 
+from lsdc import headline, tracking
 from lsdc import params as params_mod
-from lsdc import tracking
 from lsdc.params import Params
 from lsdc.synth import generate
 
@@ -43,12 +42,12 @@ def main(params: Params, args: argparse.Namespace) -> int:
         summary = generate.generate(params.synth, out, workers=workers,
                                     progress=not getattr(args, "no_progress", False))
         seconds = time.perf_counter() - start
-        metrics_path.parent.mkdir(parents=True, exist_ok=True)
-        metrics_path.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+        headline.write("synth", summary, metrics_path)
         n = summary["train"]["studies"] + summary["test"]["studies"]
         tracking.log_metrics(summary)
         tracking.log_metrics({"seconds": seconds, "studies_per_s": n / seconds})
         tracking.log_artifact(metrics_path)
+        tracking.log_artifact(headline.details_path(metrics_path))
     print(f"synth: {n} studies ({summary['train']['files'] + summary['test']['files']} files) in {seconds:.1f} s "
           f"-> {out}; oracle {summary['score_oracle']['total']:.3f}, "
           f"constant prior {summary['score_constant_prior']['total']:.3f}")

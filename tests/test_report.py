@@ -1,0 +1,158 @@
+"""README tables come from the metrics files; DVC metrics files hold headline figures only."""
+
+import argparse
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from lsdc import cli, headline, params, report
+
+ROOT = Path(__file__).resolve().parents[1]
+METRICS = ROOT / "metrics"
+STAGE_FILES = {"synth": "synth.json", "ingest": "ingest.json", "eda": "eda.json", "rois": "rois.json",
+               "classifier": "classifier.json", "cv": "cv.json", "test": "test.json",
+               **{f"detectors/{p}": f"detectors/{p}.json" for p in report.PLANES}}
+WALL_CLOCK = ("seconds", "time", "date", "hostname", "peak_rss")
+
+
+def _args(**kw):
+    base = dict(check=True, timings=False, readme=ROOT / "README.md", metrics_dir=METRICS)
+    return argparse.Namespace(**{**base, **kw})
+
+
+def _leaves(d, prefix=""):
+    if isinstance(d, dict):
+        for k, v in d.items():
+            yield from _leaves(v, f"{prefix}{k}.")
+    else:
+        yield prefix[:-1], d
+
+
+def test_committed_readme_matches_the_committed_metrics(capsys):
+    assert report.main(params.Params(), _args()) == 0, capsys.readouterr().out
+
+
+def test_stale_readme_fails_the_check_with_a_diff(tmp_path, capsys):
+    readme = tmp_path / "README.md"
+    text = (ROOT / "README.md").read_text()
+    cv = headline.load(METRICS / "cv.json")
+    shown = f"{cv['score']['total']:.3f} vs constant prior"
+    assert shown in text  # the figure the table shows is the one in metrics/cv.json
+    readme.write_text(text.replace(shown, "0.123 vs constant prior"))
+    assert report.main(params.Params(), _args(readme=readme)) == 1
+    out = capsys.readouterr().out
+    assert "-| classifier, out-of-fold" in out and f"+| classifier, out-of-fold competition score (lower is better) | {shown}" in out
+    assert report.main(params.Params(), _args(readme=readme, check=False)) == 0  # rewrite
+    assert readme.read_text() == text
+
+
+def test_every_row_is_backed_by_a_file(tmp_path):
+    shutil.copy(METRICS / "cv.json", tmp_path / "cv.json")
+    shutil.copy(METRICS / "cv.details.json", tmp_path / "cv.details.json")
+    table = report.results_block(tmp_path)
+    assert table.count("\n| ") == 1 and "out-of-fold" in table  # header rows + the one backed row
+    assert "| what | figure |\n|---|---|\n| classifier" in table
+    assert "notebook" not in report.results_block(METRICS) and "levels" not in report.results_block(METRICS)
+
+
+def test_missing_marker_is_an_error():
+    with pytest.raises(ValueError, match="no block 'results'"):
+        report.render("# a README without markers\n", {"results": "x"})
+
+
+def test_runtime_block_lists_stages_and_their_sum():
+    runtime = {"stages": {"synth": 61.2, "train_detector@sag_t1": 1254.6}, "total_s": 1315.8,
+               "git_commit": "0123456789abcdef"}
+    block = report.runtime_block(runtime)
+    assert "| `synth` | 1 min 01 s |" in block and "| `train_detector@sag_t1` | 20 min 55 s |" in block
+    assert "| **total** | **21 min 56 s** |" in block and "0123456789" in block
+    assert "No stage times" in report.runtime_block(None)
+
+
+def test_pipeline_stages_expand_foreach_like_dvc():
+    names = report.pipeline_stages(ROOT / "dvc.yaml", ROOT / "params.yaml")
+    assert names[0] == "synth" and "predict" in names
+    assert [n for n in names if n.startswith("train_detector@")] == [f"train_detector@{p}" for p in report.PLANES]
+
+
+def test_timings_take_the_latest_finished_top_level_run_of_each_stage(tmp_path):
+    uri = f"sqlite:///{tmp_path}/store.db"
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    exp = client.create_experiment("lsdc")
+
+    def run(stage, start, seconds, **tags):
+        r = client.create_run(exp, start_time=start * 1000, tags={"stage": stage, "git_commit": "abc", **tags})
+        client.set_terminated(r.info.run_id, end_time=(start + seconds) * 1000)
+        return r
+
+    run("synth", 100, 50)  # an older run of the same stage
+    run("synth", 1000, 60)
+    parent = run("train_classifier", 2000, 300)
+    run("train_classifier", 2010, 90, **{"mlflow.parentRunId": parent.info.run_id})  # a fold
+    run("train_classifier", 5000, 10, dvc_exp_name="exp-1")  # an experiment, not the default run
+    got = report.timings(uri, ["synth", "train_classifier", "predict"], "lsdc")
+    assert got["stages"] == {"synth": 60.0, "train_classifier": 300.0}
+    assert got["total_s"] == 360.0 and got["missing"] == ["predict"] and got["git_commit"] == "abc"
+
+
+def test_report_is_a_cli_command():
+    assert cli.COMMANDS["report"][0] == "lsdc.report"
+
+
+# ---------------------------------------------------------------- headline-only metrics
+
+def test_split_and_merge_round_trip():
+    full = {"score": {"total": 0.5, "spinal": 0.4}, "prior": {"total": 0.8}, "n_studies": 3,
+            "per_fold": {"fold_0": {"n": 1}}}
+    head, details = headline.split("cv", full)
+    assert head == {"score": {"total": 0.5, "spinal": 0.4}, "prior": {"total": 0.8}}
+    assert details == {"n_studies": 3, "per_fold": {"fold_0": {"n": 1}}}  # emptied parents go
+    assert headline.merge(head, details) == full
+    assert headline.split("test", {"n_studies": 2, "scored": False}) == ({"n_studies": 2}, {"scored": False})
+
+
+def test_details_path_is_beside_the_metrics_file():
+    assert headline.details_path(Path("metrics/detectors/ax_t2.json")) == Path("metrics/detectors/ax_t2.details.json")
+
+
+def test_committed_metrics_are_headlines_of_about_40_columns():
+    columns = 0
+    for stage, name in STAGE_FILES.items():
+        head = json.loads((METRICS / name).read_text())
+        keys = [k for k, _ in _leaves(head)]
+        assert set(keys) <= set(headline.HEADLINE[stage.split("/")[0]]), name
+        assert (METRICS / name).with_name(Path(name).stem + ".details.json").is_file(), name
+        columns += len(keys)
+    assert 25 <= columns <= 45
+
+
+def test_no_wall_clock_in_dvc_tracked_metrics():
+    for path in sorted(METRICS.rglob("*")):
+        if path.name in ("bench.json", "runtime.json") or path.is_dir():  # not DVC outs
+            continue
+        if path.suffix == ".json":
+            keys = [k for k, _ in _leaves(json.loads(path.read_text()))]
+        else:
+            with open(path, newline="") as f:
+                keys = next(csv.reader(f))
+        for key in keys:
+            assert not any(w in key.lower().split(".")[-1] for w in WALL_CLOCK), f"{path}: {key}"
+
+
+def test_dvc_yaml_declares_headlines_as_metrics_and_details_as_plain_outs():
+    import yaml
+
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    for name, spec in stages.items():
+        spec = spec.get("do", spec)
+        metrics = [next(iter(m)) for m in spec.get("metrics", [])]
+        outs = [next(iter(o)) if isinstance(o, dict) else o for o in spec.get("outs", [])]
+        for m in metrics:
+            detail = m[: -len(".json")] + headline.DETAILS_SUFFIX
+            assert detail in outs, f"{name}: {detail} is not an out"
+            entry = next(o for o in spec["outs"] if isinstance(o, dict) and detail in o)
+            assert entry[detail] == {"cache": False}
