@@ -1,4 +1,4 @@
-"""`evaluate` stage: the competition metric and the notebook's analysis on the OOF predictions.
+"""`evaluate` stage: the competition metric and the seed notebook's analysis (lsdc/__init__.py) on the OOF predictions.
 
 Reads data/processed/oof.parquet, labels.parquet and the per-epoch CSVs of
 train_classifier. Writes metrics/cv.json (competition score overall, its four terms,

@@ -1,4 +1,5 @@
-"""BASELINE, not pipeline code: the seed notebook's ROI loop, re-created for benchmark 2.
+"""BASELINE, not pipeline code: the ROI loop of the seed notebook, re-created for
+benchmark 2 (the seed notebook: the public Kaggle notebook this repository ports; see lsdc/__init__.py).
 
 What the notebook did per study, per series, per DICOM file, in one process:
 read the file with `pydicom.dcmread(...).pixel_array`, min-max scale that one image to

@@ -1,4 +1,4 @@
-"""2. ROI extraction, studies per second: the pipeline against the seed notebook's loop
+"""2. ROI extraction, studies per second: the pipeline against the seed notebook's loop (lsdc/__init__.py)
 (lsdc.bench.notebook, the labelled baseline) on the same studies with the same detectors.
 
 Contenders, interleaved per repeat:
