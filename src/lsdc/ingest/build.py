@@ -139,8 +139,8 @@ def _series_csv(root: Path, problems: Problems) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else train
 
 
-def _study_tasks(root: Path, csv_studies: dict[str, set[int]], problems: Problems) -> list[scan.StudyTask]:
-    tasks: list[scan.StudyTask] = []
+def _study_tasks(root: Path, csv_studies: dict[str, set[int]], problems: Problems) -> list[scan.StudyFolder]:
+    tasks: list[scan.StudyFolder] = []
     seen: set[int] = set()
     for split in SPLITS:
         found, rows = scan.list_studies(root, IMAGES_DIR[split], split)

@@ -33,7 +33,7 @@ from lsdc.rois import report, select, sheet
 from lsdc.rois.detectors import Detectors, YoloDetectors
 from lsdc.rois.slots import study_slots
 from lsdc.rois.store import StoreWriter
-from lsdc.rois.study import SeriesRef, StudyResult, StudyTask, extract_study
+from lsdc.rois.study import ExtractedRois, SeriesRef, StudyImages, extract_study
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ DETECTORS_DIR = MODELS_DIR / "detectors"
 SPLIT_ORDER = {"train": 0, "test": 1}
 
 
-def build_tasks(index_dir: str | Path) -> list[StudyTask]:
+def build_tasks(index_dir: str | Path) -> list[StudyImages]:
     """One task per study of studies.parquet (train then test, by id), with its series'
     files (instances.parquet) per plane. Studies without series still get a task."""
     index_dir = Path(index_dir)
@@ -69,7 +69,7 @@ def build_tasks(index_dir: str | Path) -> list[StudyTask]:
         if paths:
             refs.setdefault(int(r.study_id), []).append(SeriesRef(int(r.series_id), str(r.plane), paths))
     studies = studies.assign(_order=studies["split"].map(SPLIT_ORDER).fillna(2)).sort_values(["_order", "study_id"])
-    return [StudyTask(int(s.study_id), str(s.split), tuple(refs.get(int(s.study_id), ())))
+    return [StudyImages(int(s.study_id), str(s.split), tuple(refs.get(int(s.study_id), ())))
             for s in studies.itertuples()]
 
 
@@ -86,12 +86,12 @@ def _init_worker(detectors: Detectors, root: str, params: Params) -> None:
     _WORKER.update(detectors=detectors, root=root, params=params)
 
 
-def _run_task(task: StudyTask) -> StudyResult:
+def _run_task(task: StudyImages) -> ExtractedRois:
     return extract_study(task, _WORKER["root"], _WORKER["detectors"], _WORKER["params"])
 
 
-def iterate_results(tasks: list[StudyTask], detectors: Detectors, params: Params,
-                    workers: int) -> Iterator[StudyResult]:
+def iterate_results(tasks: list[StudyImages], detectors: Detectors, params: Params,
+                    workers: int) -> Iterator[ExtractedRois]:
     """Results in task order; with workers > 0, at most 2 x workers studies in flight."""
     root = params.data.root
     if workers <= 0 or len(tasks) <= 1:
