@@ -67,7 +67,8 @@ def make_dataset(root: Path, n_studies: int = 6, n_slices: int = 3, seed: int = 
             rel = f"{schema.TRAIN_IMAGES}/{study}/{series}/{k + 1}.dcm"
             ipp = (-3.0 + 3.0 * k, -30.0, 40.0)
             write_dcm(root / rel, render(pts, rng), ipp, k + 1)
-            inst_rows.append(dict(study_id=study, series_id=series, instance_number=k + 1, path=rel, spatial_rank=k,
+            inst_rows.append(dict(study_id=study, series_id=series, split="train", instance_number=k + 1, path=rel,
+                                  spatial_rank=k,
                                   rows=ROWS, cols=COLS, pixel_spacing_row=SPACING[0], pixel_spacing_col=SPACING[1],
                                   ipp_x=ipp[0], ipp_y=ipp[1], ipp_z=ipp[2], iop_rx=IOP[0], iop_ry=IOP[1],
                                   iop_rz=IOP[2], iop_cx=IOP[3], iop_cy=IOP[4], iop_cz=IOP[5]))
@@ -75,7 +76,7 @@ def make_dataset(root: Path, n_studies: int = 6, n_slices: int = 3, seed: int = 
             coord_rows.append(dict(study_id=study, series_id=series, instance_number=n_slices // 2 + 1,
                                    condition="Spinal Canal Stenosis", level=lv, x=x, y=y, plane="sag_t2",
                                    rows=ROWS, cols=COLS, pixel_spacing_row=SPACING[0],
-                                   pixel_spacing_col=SPACING[1], in_image=True, near_origin=False))
+                                   pixel_spacing_col=SPACING[1], in_image=True, near_origin=False, severity_code=0))
         fold_rows.append(dict(study_id=study, fold=0 if s < 2 else 1 + s % 2))
     return pd.DataFrame(inst_rows), pd.DataFrame(coord_rows), pd.DataFrame(fold_rows)
 

@@ -13,8 +13,9 @@ import pytest
 from pydicom.dataset import FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
 
+from lsdc import index as lsdc_index
 from lsdc import schema
-from lsdc.eda import stage, stats, tables
+from lsdc.eda import stage, stats
 from lsdc.ingest.build import build_index
 
 SIZES = {"Sagittal T1": (40, 32), "Sagittal T2/STIR": (36, 36), "Axial T2": (32, 48)}
@@ -60,7 +61,7 @@ def make_csvs() -> dict[str, pd.DataFrame]:
 
 # ---------- the same data as index tables built by hand (edge cases; docs/data_formats.md) ----------
 
-def index_from_csvs(csv: dict[str, pd.DataFrame], images: bool) -> tables.IndexTables:
+def index_from_csvs(csv: dict[str, pd.DataFrame], images: bool) -> lsdc_index.IndexTables:
     labels = csv["train"].melt(id_vars="study_id", var_name="column", value_name="severity")
     labels["condition"] = [schema.label_of_column(c).condition for c in labels["column"]]
     labels["level"] = [schema.label_of_column(c).level for c in labels["column"]]
@@ -73,13 +74,13 @@ def index_from_csvs(csv: dict[str, pd.DataFrame], images: bool) -> tables.IndexT
     series["cols"] = [s[1] if images else np.nan for s in shape]
     series["n_instances"] = SLICES if images else 0
     studies = series.groupby(["study_id", "split"]).size().rename("n_series").reset_index()
-    instances = pd.DataFrame(columns=list(tables.REQUIRED_COLUMNS["instances"]))
+    instances = pd.DataFrame(columns=list(lsdc_index.REQUIRED_COLUMNS["instances"]))
     if images:
         instances = pd.DataFrame([
             (s.study_id, s.series_id, s.split, k + 1,
              f"{s.split}_images/{s.study_id}/{s.series_id}/{k + 1}.dcm", s.rows, s.cols, k)
             for s in series.itertuples() for k in range(SLICES)],
-            columns=list(tables.REQUIRED_COLUMNS["instances"]))
+            columns=list(lsdc_index.REQUIRED_COLUMNS["instances"]))
     coords = csv["coords"].merge(series[["study_id", "series_id", "plane", "rows", "cols"]],
                                  on=["study_id", "series_id"], how="left")
     codes = labels.set_index(["study_id", "condition", "level"])["severity_code"]
@@ -87,7 +88,7 @@ def index_from_csvs(csv: dict[str, pd.DataFrame], images: bool) -> tables.IndexT
                                coords[["study_id", "condition", "level"]].itertuples(index=False)]
     coords["in_image"] = (coords["x"] < coords["cols"]) if images else pd.NA
     coords["near_origin"] = (coords["x"] ** 2 + coords["y"] ** 2) < 100
-    return tables.from_frames(studies=studies, series=series, instances=instances, labels=labels,
+    return lsdc_index.from_frames(studies=studies, series=series, instances=instances, labels=labels,
                               coords=coords)
 
 
@@ -133,10 +134,10 @@ def write_root(root: Path, csv: dict[str, pd.DataFrame], images: bool) -> Path:
     return root
 
 
-def ingest_index(root: Path) -> tables.IndexTables:
+def ingest_index(root: Path) -> lsdc_index.IndexTables:
     """The index as the ingest stage builds it, round-tripped through its parquet files."""
     build_index(root).write(root.parent / "index")
-    return tables.load_index(root.parent / "index")
+    return lsdc_index.load(root.parent / "index")
 
 
 # ---------- fixtures: one report with images, one CSV-only ----------
@@ -312,17 +313,17 @@ def test_label_free_and_coordinate_free_index_still_reports(tmp_path):
 
 def test_load_index_names_missing_file_and_column(tmp_path, csvs):
     with pytest.raises(FileNotFoundError, match="index folder not found"):
-        tables.load_index(tmp_path / "nope")
+        lsdc_index.load(tmp_path / "nope")
     index = index_from_csvs(csvs, images=False)
-    for name in tables.REQUIRED_COLUMNS:
+    for name in lsdc_index.REQUIRED_COLUMNS:
         getattr(index, name).to_parquet(tmp_path / f"{name}.parquet")
-    assert tables.load_index(tmp_path).labels.shape == index.labels.shape
+    assert lsdc_index.load(tmp_path).labels.shape == index.labels.shape
     index.coords.drop(columns=["level"]).to_parquet(tmp_path / "coords.parquet")
     with pytest.raises(ValueError, match=r"coords\.parquet.*\['level'\]"):
-        tables.load_index(tmp_path)
+        lsdc_index.load(tmp_path)
     (tmp_path / "labels.parquet").unlink()
     with pytest.raises(FileNotFoundError, match=r"labels\.parquet"):
-        tables.load_index(tmp_path)
+        lsdc_index.load(tmp_path)
 
 
 def test_example_study_without_images_is_a_clear_error(csvs, tmp_path):

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lsdc import schema
+from lsdc import index, schema
 from lsdc.params import INDEX_DIR, METRICS_DIR, MODELS_DIR, REPORTS_DIR, ROIS_DIR, Params
 from lsdc.rois import report, select, sheet
 from lsdc.rois.detectors import Detectors, YoloDetectors
@@ -47,20 +47,8 @@ SPLIT_ORDER = {"train": 0, "test": 1}
 def build_tasks(index_dir: str | Path) -> list[StudyImages]:
     """One task per study of studies.parquet (train then test, by id), with its series'
     files (instances.parquet) per plane. Studies without series still get a task."""
-    index_dir = Path(index_dir)
-    tables = {}
-    for name in ("studies", "series", "instances"):
-        path = index_dir / f"{name}.parquet"
-        if not path.exists():
-            raise FileNotFoundError(f"{path}: index table not found (run `lsdc ingest` first)")
-        tables[name] = pd.read_parquet(path)
+    tables = index.read(index_dir, ("studies", "series", "instances"))
     studies, series, instances = tables["studies"], tables["series"], tables["instances"]
-    for name, frame, cols in (("studies", studies, ("study_id", "split")),
-                              ("series", series, ("study_id", "series_id", "plane")),
-                              ("instances", instances, ("study_id", "series_id", "instance_number", "path"))):
-        missing = [c for c in cols if c not in frame.columns]
-        if missing:
-            raise ValueError(f"{index_dir / (name + '.parquet')}: missing column(s) {missing}")
     files = (instances.sort_values(["series_id", "instance_number"])
              .groupby("series_id")["path"].apply(tuple).to_dict())
     refs: dict[int, list[SeriesRef]] = {}
@@ -162,8 +150,8 @@ def run(params: Params, index_dir: Path = INDEX_DIR, out_dir: Path = ROIS_DIR,
         writer.abort()
         raise
     seconds = time.perf_counter() - start
-    index = pd.read_parquet(index_path)
-    metrics = report.build_metrics(index, Path(index_dir) / "coords.parquet", {
+    store_index = pd.read_parquet(index_path)
+    metrics = report.build_metrics(store_index, index.table_path(index_dir, "coords"), {
         "rows_per_study": n_slots, "selection": params.rois.selection,
         "unreadable_slices": unreadable, "studies_lacking_a_plane": notes,
     })
@@ -171,10 +159,10 @@ def run(params: Params, index_dir: Path = INDEX_DIR, out_dir: Path = ROIS_DIR,
     metrics_path.parent.mkdir(parents=True, exist_ok=True)
     metrics_path.write_text(json.dumps(metrics, indent=2) + "\n")
     crops = np.load(crops_path, mmap_mode="r")
-    sheet.draw_sheets(crops, index, Path(sheets_dir), params.rois.contact_sheet_studies)
+    sheet.draw_sheets(crops, store_index, Path(sheets_dir), params.rois.contact_sheet_studies)
     memory = peak_rss_mb()
     log.info("extract_rois: %d studies, %d crops in %.1f s (%.2f s/study); peak RSS main %.0f MB, worker %.0f MB",
-             len(tasks), len(index), seconds, seconds / max(1, len(tasks)), memory["main"], memory["largest_worker"])
+             len(tasks), len(store_index), seconds, seconds / max(1, len(tasks)), memory["main"], memory["largest_worker"])
     metrics["_runtime"] = {"seconds": round(seconds, 2), "peak_rss_mb": memory}
     return metrics
 
