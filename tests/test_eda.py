@@ -8,15 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pydicom
 import pytest
-from pydicom.dataset import FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
 
 from lsdc import index as lsdc_index
 from lsdc import schema
 from lsdc.eda import stage, stats
 from lsdc.ingest.build import build_index
+from rsna_layout import AX_IOP, SAG_IOP, write_slice
 
 SIZES = {"Sagittal T1": (40, 32), "Sagittal T2/STIR": (36, 36), "Axial T2": (32, 48)}
 SLICES = 3
@@ -92,28 +90,14 @@ def index_from_csvs(csv: dict[str, pd.DataFrame], images: bool) -> lsdc_index.In
                               coords=coords)
 
 
-def write_dicom(path: Path, study_id: int, series_id: int, number: int, description: str,
-                rows: int, cols: int, rng: np.random.Generator) -> None:
+def write_dicom(path: Path, number: int, description: str, rows: int, cols: int,
+                rng: np.random.Generator) -> None:
     """One tiny uncompressed MR slice with RSNA-like geometry."""
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = MRImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = pydicom.Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = MRImageStorage, meta.MediaStorageSOPInstanceUID
-    ds.Modality, ds.StudyInstanceUID, ds.SeriesInstanceUID = "MR", str(study_id), str(series_id)
-    ds.SeriesDescription, ds.InstanceNumber = description, number
     sagittal = description.startswith("Sagittal")
-    ds.ImageOrientationPatient = [0, 1, 0, 0, 0, -1] if sagittal else [1, 0, 0, 0, 1, 0]
-    ds.ImagePositionPatient = [4.0 * number, -10, 20] if sagittal else [-10, -10, -4.0 * number]
-    ds.PixelSpacing, ds.SliceThickness = [0.5, 0.5], 4.0
-    ds.Rows, ds.Columns = rows, cols
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
-    ds.PixelData = rng.integers(0, 4096, (rows, cols), dtype=np.uint16).tobytes()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ds.save_as(path, enforce_file_format=True)
+    write_slice(path, rows=rows, cols=cols, instance=number, description=description,
+                iop=SAG_IOP if sagittal else AX_IOP,
+                ipp=(4.0 * number, -10, 20) if sagittal else (-10, -10, -4.0 * number),
+                pixels=rng.integers(0, 4096, (rows, cols), dtype=np.uint16))
 
 
 def write_root(root: Path, csv: dict[str, pd.DataFrame], images: bool) -> Path:
@@ -129,8 +113,8 @@ def write_root(root: Path, csv: dict[str, pd.DataFrame], images: bool) -> Path:
                               (schema.TEST_IMAGES, csv["test_series"])):
             for study, series, desc in frame.itertuples(index=False):
                 for k in range(1, SLICES + 1):
-                    write_dicom(root / folder / str(study) / str(series) / f"{k}.dcm", study,
-                                series, k, desc, *SIZES[desc], rng)
+                    write_dicom(root / folder / str(study) / str(series) / f"{k}.dcm", k, desc,
+                                *SIZES[desc], rng)
     return root
 
 
