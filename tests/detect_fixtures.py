@@ -6,10 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
 
 from lsdc import schema
+from rsna_layout import write_slice
 
 ROWS, COLS = 128, 96  # non-square
 SPACING = (0.9, 0.7)  # mm (row, col): anisotropic
@@ -31,27 +30,6 @@ def render(points: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(img, 0, 4095).astype(np.uint16)
 
 
-def write_dcm(path: Path, pixels: np.ndarray, ipp, instance: int) -> None:
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = MRImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = MRImageStorage, meta.MediaStorageSOPInstanceUID
-    ds.Modality, ds.SeriesDescription = "MR", "Sagittal T2/STIR"
-    ds.Rows, ds.Columns = pixels.shape
-    ds.PixelSpacing = list(SPACING)
-    ds.ImagePositionPatient = list(ipp)
-    ds.ImageOrientationPatient = list(IOP)
-    ds.InstanceNumber = instance
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
-    ds.PixelData = pixels.tobytes()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ds.save_as(path, enforce_file_format=True)
-
-
 def make_dataset(root: Path, n_studies: int = 6, n_slices: int = 3, seed: int = 0):
     """DICOMs under root/train_images and (instances, coords, folds) tables.
 
@@ -66,8 +44,11 @@ def make_dataset(root: Path, n_studies: int = 6, n_slices: int = 3, seed: int = 
         for k in range(n_slices):
             rel = f"{schema.TRAIN_IMAGES}/{study}/{series}/{k + 1}.dcm"
             ipp = (-3.0 + 3.0 * k, -30.0, 40.0)
-            write_dcm(root / rel, render(pts, rng), ipp, k + 1)
-            inst_rows.append(dict(study_id=study, series_id=series, instance_number=k + 1, path=rel, spatial_rank=k,
+            pixels = render(pts, rng)
+            write_slice(root / rel, rows=pixels.shape[0], cols=pixels.shape[1], instance=k + 1, ipp=ipp, iop=IOP,
+                        spacing=SPACING, pixels=pixels, description="Sagittal T2/STIR", thickness=None)
+            inst_rows.append(dict(study_id=study, series_id=series, split="train", instance_number=k + 1, path=rel,
+                                  spatial_rank=k,
                                   rows=ROWS, cols=COLS, pixel_spacing_row=SPACING[0], pixel_spacing_col=SPACING[1],
                                   ipp_x=ipp[0], ipp_y=ipp[1], ipp_z=ipp[2], iop_rx=IOP[0], iop_ry=IOP[1],
                                   iop_rz=IOP[2], iop_cx=IOP[3], iop_cy=IOP[4], iop_cz=IOP[5]))
@@ -75,7 +56,7 @@ def make_dataset(root: Path, n_studies: int = 6, n_slices: int = 3, seed: int = 
             coord_rows.append(dict(study_id=study, series_id=series, instance_number=n_slices // 2 + 1,
                                    condition="Spinal Canal Stenosis", level=lv, x=x, y=y, plane="sag_t2",
                                    rows=ROWS, cols=COLS, pixel_spacing_row=SPACING[0],
-                                   pixel_spacing_col=SPACING[1], in_image=True, near_origin=False))
+                                   pixel_spacing_col=SPACING[1], in_image=True, near_origin=False, severity_code=0))
         fold_rows.append(dict(study_id=study, fold=0 if s < 2 else 1 + s % 2))
     return pd.DataFrame(inst_rows), pd.DataFrame(coord_rows), pd.DataFrame(fold_rows)
 

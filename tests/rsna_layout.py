@@ -1,4 +1,4 @@
-"""Test helpers: write small DICOM slices and tiny hand-made RSNA-layout roots."""
+"""Test helpers: `write_slice`, the one DICOM writer of the tests, and tiny hand-made RSNA-layout roots."""
 
 from __future__ import annotations
 

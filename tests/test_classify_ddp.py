@@ -22,6 +22,7 @@ from torch.utils.data import RandomSampler
 from classify_fakes import write_fake_inputs
 from lsdc import headline, params, schema
 from lsdc.classify import augment, data, distributed, engine, model, train
+from lsdc.classify import oof as oof_table
 
 ROOT = Path(__file__).resolve().parents[1]
 # same global batch in both runs; tiny so that the whole stage runs in seconds per process
@@ -187,7 +188,7 @@ def test_two_cpu_processes_match_one_process(tmp_path, monkeypatch):
     assert len([ln for ln in two_proc.stdout.splitlines() if ln.startswith('{"oof_score"')]) == 1
     oof1, oof2 = (pd.read_parquet(d / train.Paths().oof) for d in (one, two))
     assert oof1[["study_id", "fold"]].equals(oof2[["study_id", "fold"]])
-    p1, p2 = train.probs_of_frame(oof1), train.probs_of_frame(oof2)
+    p1, p2 = oof_table.probs_of(oof1), oof_table.probs_of(oof2)
     diff = float(np.abs(p1 - p2).max())
     print(f"max |OOF prob difference| 1 vs 2 processes: {diff:.2e}")
     np.testing.assert_allclose(p2, p1, rtol=0, atol=OOF_ATOL)

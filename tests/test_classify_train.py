@@ -12,6 +12,7 @@ import torch
 from classify_fakes import write_fake_inputs
 from lsdc import headline, params, schema
 from lsdc.classify import augment, data, layout, model, train
+from lsdc.classify import oof as oof_table
 from lsdc.classify.engine import CSV_COLUMNS, train_fold
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,7 +52,7 @@ def test_checkpoints_reload_and_reproduce_their_oof_probabilities(tiny_run):
     assert oof["study_id"].tolist() == folds["study_id"].tolist()
     assert oof["fold"].tolist() == folds["fold"].tolist()
     assert list(oof.columns[2:5]) == [f"{schema.LABEL_COLUMNS[0]}__{c}" for c in schema.PROB_COLUMNS]
-    probs = train.probs_of_frame(oof)
+    probs = oof_table.probs_of(oof)
     np.testing.assert_allclose(probs.sum(-1), 1.0, rtol=1e-6)
     store = data.load_store(inputs["rois"])
     for k in range(3):

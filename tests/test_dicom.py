@@ -55,6 +55,16 @@ def _headers(instances, xs, iop=SAG_IOP):
             for n, x in zip(instances, xs)]
 
 
+def test_pixel_grid_is_to_patient_of_every_pixel():
+    geom = _oblique_geometry(rows=20, cols=30)
+    x, y, z = geom.pixel_grid()
+    assert x.shape == (20, 30) and x.dtype == np.float32
+    cols, rows = np.meshgrid(np.arange(30.0), np.arange(20.0))
+    expected = geom.to_patient(cols, rows)
+    np.testing.assert_allclose(np.stack([x, y, z], axis=-1), expected, atol=1e-4)
+    assert z[5, 0] == np.float32(60.0 - 5 * 0.8)  # rows run down C = -z, 0.8 mm apart
+
+
 def test_sort_slices_ignores_reversed_instance_numbers():
     # sagittal normal is -x: position = -x, so x = 8, 4, 0 are in increasing position order
     headers = _headers([1, 2, 3], [0.0, 4.0, 8.0])

@@ -8,14 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pydicom
 import pytest
-from pydicom.dataset import FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, generate_uid
 
 from lsdc import headline, schema
-from lsdc.eda import stage, stats, tables
+from lsdc import index as lsdc_index
+from lsdc.eda import stage, stats
 from lsdc.ingest.build import build_index
+from rsna_layout import AX_IOP, SAG_IOP, write_slice
 
 SIZES = {"Sagittal T1": (40, 32), "Sagittal T2/STIR": (36, 36), "Axial T2": (32, 48)}
 SLICES = 3
@@ -60,7 +59,7 @@ def make_csvs() -> dict[str, pd.DataFrame]:
 
 # ---------- the same data as index tables built by hand (edge cases; docs/data_formats.md) ----------
 
-def index_from_csvs(csv: dict[str, pd.DataFrame], images: bool) -> tables.IndexTables:
+def index_from_csvs(csv: dict[str, pd.DataFrame], images: bool) -> lsdc_index.IndexTables:
     labels = csv["train"].melt(id_vars="study_id", var_name="column", value_name="severity")
     labels["condition"] = [schema.label_of_column(c).condition for c in labels["column"]]
     labels["level"] = [schema.label_of_column(c).level for c in labels["column"]]
@@ -73,13 +72,13 @@ def index_from_csvs(csv: dict[str, pd.DataFrame], images: bool) -> tables.IndexT
     series["cols"] = [s[1] if images else np.nan for s in shape]
     series["n_instances"] = SLICES if images else 0
     studies = series.groupby(["study_id", "split"]).size().rename("n_series").reset_index()
-    instances = pd.DataFrame(columns=list(tables.REQUIRED_COLUMNS["instances"]))
+    instances = pd.DataFrame(columns=list(lsdc_index.REQUIRED_COLUMNS["instances"]))
     if images:
         instances = pd.DataFrame([
             (s.study_id, s.series_id, s.split, k + 1,
              f"{s.split}_images/{s.study_id}/{s.series_id}/{k + 1}.dcm", s.rows, s.cols, k)
             for s in series.itertuples() for k in range(SLICES)],
-            columns=list(tables.REQUIRED_COLUMNS["instances"]))
+            columns=list(lsdc_index.REQUIRED_COLUMNS["instances"]))
     coords = csv["coords"].merge(series[["study_id", "series_id", "plane", "rows", "cols"]],
                                  on=["study_id", "series_id"], how="left")
     codes = labels.set_index(["study_id", "condition", "level"])["severity_code"]
@@ -87,32 +86,18 @@ def index_from_csvs(csv: dict[str, pd.DataFrame], images: bool) -> tables.IndexT
                                coords[["study_id", "condition", "level"]].itertuples(index=False)]
     coords["in_image"] = (coords["x"] < coords["cols"]) if images else pd.NA
     coords["near_origin"] = (coords["x"] ** 2 + coords["y"] ** 2) < 100
-    return tables.from_frames(studies=studies, series=series, instances=instances, labels=labels,
+    return lsdc_index.from_frames(studies=studies, series=series, instances=instances, labels=labels,
                               coords=coords)
 
 
-def write_dicom(path: Path, study_id: int, series_id: int, number: int, description: str,
-                rows: int, cols: int, rng: np.random.Generator) -> None:
+def write_dicom(path: Path, number: int, description: str, rows: int, cols: int,
+                rng: np.random.Generator) -> None:
     """One tiny uncompressed MR slice with RSNA-like geometry."""
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = MRImageStorage
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds = pydicom.Dataset()
-    ds.file_meta = meta
-    ds.SOPClassUID, ds.SOPInstanceUID = MRImageStorage, meta.MediaStorageSOPInstanceUID
-    ds.Modality, ds.StudyInstanceUID, ds.SeriesInstanceUID = "MR", str(study_id), str(series_id)
-    ds.SeriesDescription, ds.InstanceNumber = description, number
     sagittal = description.startswith("Sagittal")
-    ds.ImageOrientationPatient = [0, 1, 0, 0, 0, -1] if sagittal else [1, 0, 0, 0, 1, 0]
-    ds.ImagePositionPatient = [4.0 * number, -10, 20] if sagittal else [-10, -10, -4.0 * number]
-    ds.PixelSpacing, ds.SliceThickness = [0.5, 0.5], 4.0
-    ds.Rows, ds.Columns = rows, cols
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
-    ds.PixelData = rng.integers(0, 4096, (rows, cols), dtype=np.uint16).tobytes()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    ds.save_as(path, enforce_file_format=True)
+    write_slice(path, rows=rows, cols=cols, instance=number, description=description,
+                iop=SAG_IOP if sagittal else AX_IOP,
+                ipp=(4.0 * number, -10, 20) if sagittal else (-10, -10, -4.0 * number),
+                pixels=rng.integers(0, 4096, (rows, cols), dtype=np.uint16))
 
 
 def write_root(root: Path, csv: dict[str, pd.DataFrame], images: bool) -> Path:
@@ -128,15 +113,15 @@ def write_root(root: Path, csv: dict[str, pd.DataFrame], images: bool) -> Path:
                               (schema.TEST_IMAGES, csv["test_series"])):
             for study, series, desc in frame.itertuples(index=False):
                 for k in range(1, SLICES + 1):
-                    write_dicom(root / folder / str(study) / str(series) / f"{k}.dcm", study,
-                                series, k, desc, *SIZES[desc], rng)
+                    write_dicom(root / folder / str(study) / str(series) / f"{k}.dcm", k, desc,
+                                *SIZES[desc], rng)
     return root
 
 
-def ingest_index(root: Path) -> tables.IndexTables:
+def ingest_index(root: Path) -> lsdc_index.IndexTables:
     """The index as the ingest stage builds it, round-tripped through its parquet files."""
     build_index(root).write(root.parent / "index")
-    return tables.load_index(root.parent / "index")
+    return lsdc_index.load(root.parent / "index")
 
 
 # ---------- fixtures: one report with images, one CSV-only ----------
@@ -314,17 +299,17 @@ def test_label_free_and_coordinate_free_index_still_reports(tmp_path):
 
 def test_load_index_names_missing_file_and_column(tmp_path, csvs):
     with pytest.raises(FileNotFoundError, match="index folder not found"):
-        tables.load_index(tmp_path / "nope")
+        lsdc_index.load(tmp_path / "nope")
     index = index_from_csvs(csvs, images=False)
-    for name in tables.REQUIRED_COLUMNS:
+    for name in lsdc_index.REQUIRED_COLUMNS:
         getattr(index, name).to_parquet(tmp_path / f"{name}.parquet")
-    assert tables.load_index(tmp_path).labels.shape == index.labels.shape
+    assert lsdc_index.load(tmp_path).labels.shape == index.labels.shape
     index.coords.drop(columns=["level"]).to_parquet(tmp_path / "coords.parquet")
     with pytest.raises(ValueError, match=r"coords\.parquet.*\['level'\]"):
-        tables.load_index(tmp_path)
+        lsdc_index.load(tmp_path)
     (tmp_path / "labels.parquet").unlink()
     with pytest.raises(FileNotFoundError, match=r"labels\.parquet"):
-        tables.load_index(tmp_path)
+        lsdc_index.load(tmp_path)
 
 
 def test_example_study_without_images_is_a_clear_error(csvs, tmp_path):

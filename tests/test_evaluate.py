@@ -9,7 +9,8 @@ import pytest
 
 from classify_fakes import labels_long
 from lsdc import evaluate, headline, metrics, params, schema
-from lsdc.classify import plots, train
+from lsdc.classify import oof as oof_table
+from lsdc.classify import plots
 from lsdc.classify.engine import CSV_COLUMNS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,7 +26,7 @@ def write_oof_inputs(root: Path, n: int = 15, seed: int = 0) -> tuple[evaluate.P
     paths = evaluate.Paths(oof=root / "oof.parquet", labels=root / "labels.parquet", curves=root / "curves",
                            cv=root / "metrics" / "cv.json", plots=root / "plots")
     labels_long(ids, y).to_parquet(paths.labels, index=False)
-    train.probs_frame(ids, folds, probs).sample(frac=1, random_state=0).to_parquet(paths.oof, index=False)
+    oof_table.to_frame(ids, folds, probs).sample(frac=1, random_state=0).to_parquet(paths.oof, index=False)
     paths.curves.mkdir()
     for k in range(3):
         curve = pd.DataFrame({c: np.linspace(1, 0.5, 4) for c in CSV_COLUMNS})

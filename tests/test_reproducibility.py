@@ -1,4 +1,4 @@
-"""The design card's promises, proven on the tiny pipeline: only what changed re-runs,
+"""The README's reproducibility promises, proven on the tiny pipeline: only what changed re-runs,
 same seed -> same outputs, experiments and queues log to one MLflow store, push/pull round trip."""
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ def _column(condition: int, level: int) -> int:
 
 def _slice_nearest(study_plan, plane: str, point: np.ndarray):
     series = study_plan.of_plane(plane)[0]
-    geom = min(series.slices, key=lambda g: abs(g.pixel_of(point)[2]))
+    geom = min(series.slices, key=lambda g: abs(float(g.to_pixel(point)[2])))
     return series, geom
 
 
@@ -56,7 +56,7 @@ def test_canal_signal_falls_with_narrowing(study):
     level = 2
     point = plan.spine.canal_point(level)
     series, geom = _slice_nearest(plan, "sag_t2", point)
-    col, row, _ = geom.pixel_of(point)
+    col, row, _ = (float(v) for v in geom.to_pixel(point))
     sa, _ = plan.spine.sac_axes(plan.spine.disc_u[anatomy.GRADED_DISCS[level]])
     half = max(1, int(sa / geom.col_spacing))
     means = []
@@ -76,7 +76,7 @@ def test_canal_diameter_from_tissue_map_falls_with_narrowing(study):
     level = 3
     point = plan.spine.canal_point(level)
     series, geom = _slice_nearest(plan, "sag_t2", point)
-    col, row, _ = geom.pixel_of(point)
+    col, row, _ = (float(v) for v in geom.to_pixel(point))
     lut = {name: 0.0 for name in render.TISSUES}
     lut["csf"] = 1.0
     runs = []
@@ -84,7 +84,7 @@ def test_canal_diameter_from_tissue_map_falls_with_narrowing(study):
         narrowing = np.zeros(len(schema.LABELS))
         narrowing[_column(0, level)] = n
         spine = plan.spine.with_narrowing(narrowing)
-        x, y, z = geom.grid()
+        x, y, z = geom.pixel_grid()
         u, v, w = spine.straighten(x, y, z)
         csf = render.tissue_map(spine, u, v, w, spine.torso_v(y, z), lut)[int(round(row))]
         runs.append(int(csf.sum()))
@@ -100,7 +100,7 @@ def test_side_signal_falls_with_narrowing(study, condition, plane, where):
     side = anatomy.LEFT if condition in (1, 3) else anatomy.RIGHT
     point = getattr(plan.spine, f"{where}_point")(level, side)
     series, geom = _slice_nearest(plan, plane, point)
-    col, row, _ = geom.pixel_of(point)
+    col, row, _ = (float(v) for v in geom.to_pixel(point))
     means = []
     for n in (0.0, 0.5, 1.0):
         narrowing = np.full(len(schema.LABELS), 0.1)

@@ -1,7 +1,13 @@
 """lsdc: grading degenerative lumbar spine MRI (RSNA 2024 LSDC layout), reproducibly.
 
+"The seed notebook" in comments is the public Kaggle notebook for this competition whose
+approach this repository ports: YOLO detectors finding the disc levels on each plane, ROI
+crops around each level and side, and a timm classifier over a 60-channel stack of those
+crops per study. The repository keeps its choices as options (`detect.classes=levels`,
+`rois.selection=notebook`, `train.layout=notebook`) so they can be compared.
+
 Importing the package switches off every library's network access and points their
-caches at a folder we control (see shared stack notes): nothing here phones home.
+caches at a folder we control (`_OFFLINE_ENV` below): nothing here phones home.
 """
 
 from __future__ import annotations

@@ -50,7 +50,9 @@ class DicomReadError(Exception):
 
 @dataclass(frozen=True, eq=False)
 class SliceGeometry:
-    """Where one slice's pixel grid lies in patient space (mm)."""
+    """Where one slice's pixel grid lies in patient space (mm): pixel (column x, row y) is at
+    ipp + x * col_spacing * R + y * row_spacing * C. The one slice geometry of lsdc: readers
+    build it from DICOM tags, the synthetic data plans and renders its slices with it."""
 
     ipp: np.ndarray  # (3,) ImagePositionPatient: centre of the first pixel
     row_dir: np.ndarray  # (3,) R: direction of increasing column index
@@ -109,6 +111,15 @@ class SliceGeometry:
         xyd = np.linalg.solve(self._axes(), offsets)
         shape = p.shape[:-1]
         return xyd[0].reshape(shape), xyd[1].reshape(shape), xyd[2].reshape(shape)
+
+    def pixel_grid(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Patient x, y, z of every pixel centre as float32 (rows, cols) arrays (for rendering)."""
+        c = (np.arange(self.cols, dtype=np.float32) * self.col_spacing)[None, :]
+        r = (np.arange(self.rows, dtype=np.float32) * self.row_spacing)[:, None]
+        return tuple(
+            np.float32(self.ipp[i]) + c * np.float32(self.row_dir[i]) + r * np.float32(self.col_dir[i])
+            for i in range(3)
+        )
 
     def contains(self, x: np.ndarray | float, y: np.ndarray | float) -> np.ndarray:
         """True where pixel (x, y) lies inside the image: 0 <= x < cols and 0 <= y < rows."""

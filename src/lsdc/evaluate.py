@@ -1,4 +1,4 @@
-"""`evaluate` stage: the competition metric and the notebook's analysis on the OOF predictions.
+"""`evaluate` stage: the competition metric and the seed notebook's analysis (lsdc/__init__.py) on the OOF predictions.
 
 Reads data/processed/oof.parquet, labels.parquet and the per-epoch CSVs of
 train_classifier. Writes metrics/cv.json (competition score overall, its four terms,
@@ -23,7 +23,8 @@ import pandas as pd
 
 from lsdc import headline, metrics, tracking
 from lsdc.classify import data, plots
-from lsdc.classify.train import CURVES_DIR, OOF_FILE, probs_of_frame
+from lsdc.classify import oof as oof_table
+from lsdc.classify.train import CURVES_DIR
 from lsdc.params import INDEX_DIR, METRICS_DIR, REPORTS_DIR, Params
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ PLOT_FILES = ("training_curves.png", "accuracy_heatmap.png", "roc.png", "confusi
 
 @dataclass(frozen=True)
 class Paths:
-    oof: Path = OOF_FILE
+    oof: Path = oof_table.OOF_FILE
     labels: Path = INDEX_DIR / data.LABELS_FILE
     curves: Path = CURVES_DIR
     cv: Path = CV_FILE
@@ -45,17 +46,7 @@ class Paths:
 
 def load_oof(path: Path, labels: pd.DataFrame, where_labels: str) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """(OOF frame, labels (n, 25), probs (n, 25, 3)) with clear errors on a bad file."""
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: OOF predictions not found (run train_classifier first)")
-    frame = pd.read_parquet(path)
-    for col in ("study_id", "fold"):
-        if col not in frame.columns:
-            raise ValueError(f"{path}: missing column {col!r}")
-    probs = probs_of_frame(frame, where=str(path))
-    bad = ~np.isfinite(probs).all(axis=(1, 2))
-    if bad.any():
-        raise ValueError(f"{path}: {bad.sum()} studies without finite probabilities, "
-                         f"e.g. {frame['study_id'][bad].tolist()[:3]}")
+    frame, probs = oof_table.read(path)
     y = data.label_array(labels, frame["study_id"].to_numpy(), where=where_labels)
     return frame, y, probs
 
@@ -134,10 +125,10 @@ def run(params: Params, paths: Paths = Paths()) -> dict[str, Any]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--oof", type=Path, default=OOF_FILE, help="OOF predictions parquet")
+    parser.add_argument("--oof", type=Path, default=oof_table.OOF_FILE, help="OOF predictions parquet")
 
 
 def main(params: Params, args: argparse.Namespace) -> int:
-    result = run(params, Paths(oof=getattr(args, "oof", OOF_FILE)))
+    result = run(params, Paths(oof=getattr(args, "oof", oof_table.OOF_FILE)))
     print(json.dumps({"score": result["score"]["total"], "prior": result["prior"]["total"]}))
     return 0

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedKFold
 
-from lsdc import schema, tracking
+from lsdc import index, schema, tracking
 from lsdc.params import Params
 
 log = logging.getLogger(__name__)
@@ -65,15 +65,11 @@ def make_folds(study_ids: np.ndarray, strata: pd.Series, n_folds: int, seed: int
 
 def build_folds(index_dir: Path, n_folds: int, seed: int) -> pd.DataFrame:
     """Read the ingest index and return the folds table of all train studies."""
-    studies_path, labels_path = index_dir / "studies.parquet", index_dir / "labels.parquet"
-    for path in (studies_path, labels_path):
-        if not path.exists():
-            raise FileNotFoundError(f"{path}: ingest index table missing (run `lsdc ingest` first)")
-    studies = pd.read_parquet(studies_path)
-    labels = pd.read_parquet(labels_path)
+    tables = index.read(index_dir, ("studies", "labels"))
+    studies, labels = tables["studies"], tables["labels"]
     train_ids = studies.loc[studies["split"] == "train", "study_id"].to_numpy()
     if len(train_ids) == 0:
-        raise ValueError(f"{studies_path}: no train studies")
+        raise ValueError(f"{index.table_path(index_dir, 'studies')}: no train studies")
     return make_folds(train_ids, grade_stratum(labels), n_folds, seed)
 
 

@@ -3,7 +3,7 @@
 Arrays are in schema.LABEL_COLUMNS order: labels (n, 25) hold grade codes 0/1/2 or
 schema.IGNORE_INDEX, probs (n, 25, 3) hold P(Normal/Mild), P(Moderate), P(Severe).
 
-Score (rsna2024-facts.md, Scoring): for each family (spinal: 5 columns; foraminal and
+Score (the competition's evaluation page on Kaggle): for each family (spinal: 5 columns; foraminal and
 subarticular: 10 columns each, left and right pooled) the log loss over graded rows with
 sample weights 1/2/4 by the true grade, normalised by the sum of weights; plus the binary
 any_severe_spinal term per study (label: any spinal level Severe, prediction: the largest

@@ -34,7 +34,7 @@ PLANE_OF_DESCRIPTION: dict[str, str] = {
 PLANES: tuple[str, ...] = tuple(PLANE_OF_DESCRIPTION.values())
 DESCRIPTION_OF_PLANE: dict[str, str] = {p: d for d, p in PLANE_OF_DESCRIPTION.items()}
 
-# The plane on which readers annotate each condition (facts: canal on Sag T2/STIR,
+# The plane on which readers annotate each condition (train_label_coordinates.csv: canal on Sag T2/STIR,
 # foramina on Sag T1, subarticular zones on Axial T2).
 PLANE_OF_CONDITION: dict[str, str] = {
     "Spinal Canal Stenosis": "sag_t2",

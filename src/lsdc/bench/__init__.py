@@ -1,5 +1,6 @@
-"""`lsdc bench`: the pipeline's speed and memory, side by side with the seed notebook's
-way and with the raw limits (model forward passes, plain pydicom), on the built-in
+"""`lsdc bench`: the pipeline's speed and memory, side by side with the way of the seed
+notebook (the public Kaggle notebook this repository ports; lsdc/__init__.py)
+and with the raw limits (model forward passes, plain pydicom), on the built-in
 synthetic data. Not tests: figures are medians over repeats, each comparison measured
 in the same run with its contenders interleaved.
 

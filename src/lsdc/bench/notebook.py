@@ -1,4 +1,5 @@
-"""BASELINE, not pipeline code: the seed notebook's ROI loop, re-created for benchmark 2.
+"""BASELINE, not pipeline code: the ROI loop of the seed notebook, re-created for
+benchmark 2 (the seed notebook: the public Kaggle notebook this repository ports; see lsdc/__init__.py).
 
 What the notebook did per study, per series, per DICOM file, in one process:
 read the file with `pydicom.dcmread(...).pixel_array`, min-max scale that one image to
@@ -19,7 +20,7 @@ import cv2
 import numpy as np
 import pydicom
 
-from lsdc.rois.study import StudyTask
+from lsdc.rois.study import StudyImages
 
 BOXES_PER_IMAGE = {"sag_t1": 5, "sag_t2": 5, "ax_t2": 2}  # the notebook: one per level / per side
 CROP_PX = 64  # the notebook's fixed crop window in source pixels (before resizing)
@@ -39,7 +40,7 @@ def _crop(image: np.ndarray, x: float, y: float, size: int) -> np.ndarray:
     return cv2.resize(window, (size, size), interpolation=cv2.INTER_LINEAR)
 
 
-def notebook_study(task: StudyTask, root: str | Path, models: dict, detect_cfg, roi_size: int, device: str,
+def notebook_study(task: StudyImages, root: str | Path, models: dict, detect_cfg, roi_size: int, device: str,
                    out_dir: str | Path) -> int:
     """Run the notebook loop over one study; returns the number of PNG crops written."""
     out_dir = Path(out_dir) / str(task.study_id)

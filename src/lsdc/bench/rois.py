@@ -1,4 +1,4 @@
-"""2. ROI extraction, studies per second: the pipeline against the seed notebook's loop
+"""2. ROI extraction, studies per second: the pipeline against the seed notebook's loop (lsdc/__init__.py)
 (lsdc.bench.notebook, the labelled baseline) on the same studies with the same detectors.
 
 Contenders, interleaved per repeat:
@@ -26,7 +26,7 @@ from lsdc.bench import notebook
 from lsdc.bench.timing import interleaved, median
 from lsdc.params import Params
 from lsdc.rois.detectors import YoloDetectors
-from lsdc.rois.study import StudyTask, extract_study
+from lsdc.rois.study import StudyImages, extract_study
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +48,11 @@ def _init_worker(detectors_dir: str, params: Params, root: str) -> None:
     _W.update(det=det, params=params, root=root)
 
 
-def _extract(task: StudyTask) -> int:
+def _extract(task: StudyImages) -> int:
     return len(extract_study(task, _W["root"], _W["det"], _W["params"]).rows)
 
 
-def run(tasks: list[StudyTask], params: Params, detectors_dir: Path, repeats: int = 3) -> dict:
+def run(tasks: list[StudyImages], params: Params, detectors_dir: Path, repeats: int = 3) -> dict:
     if not tasks:
         raise ValueError("ROI benchmark: no studies")
     root = params.data.root
@@ -63,19 +63,19 @@ def run(tasks: list[StudyTask], params: Params, detectors_dir: Path, repeats: in
     out = Path(tempfile.mkdtemp(prefix="lsdc_bench_notebook_"))
     crops = {"notebook": 0, "lsdc": 0}
 
-    def run_notebook(todo: list[StudyTask] = tasks) -> None:
+    def run_notebook(todo: list[StudyImages] = tasks) -> None:
         shutil.rmtree(out, ignore_errors=True)
         crops["notebook"] = sum(notebook.notebook_study(t, root, models, params.detect, params.rois.roi_size, params.runtime.detect_device, out)
                                 for t in todo)
 
-    def run_ours(todo: list[StudyTask] = tasks) -> None:
+    def run_ours(todo: list[StudyImages] = tasks) -> None:
         crops["lsdc"] = sum(len(extract_study(t, root, det, params).rows) for t in todo)
 
     ctx = multiprocessing.get_context("spawn")
     try:
         with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker,
                                  initargs=(str(detectors_dir), params, root)) as pool:
-            def run_pool(todo: list[StudyTask] = tasks) -> None:
+            def run_pool(todo: list[StudyImages] = tasks) -> None:
                 list(pool.map(_extract, todo))
 
             for warm in (run_notebook, run_ours):  # one study each: lazy set-up, caches
@@ -99,7 +99,7 @@ def run(tasks: list[StudyTask], params: Params, detectors_dir: Path, repeats: in
     }
 
 
-def profile(task: StudyTask, params: Params, detectors_dir: Path) -> dict:
+def profile(task: StudyImages, params: Params, detectors_dir: Path) -> dict:
     """cProfile of extract_study on one study in this process (models loaded first)."""
     from lsdc.bench.profiling import top_entries
 

@@ -23,9 +23,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 
-import pandas as pd
-
-from lsdc import schema
+from lsdc import index, schema
 from lsdc.bench.timing import median
 from lsdc.params import Params
 from lsdc.rois.detectors import YoloDetectors
@@ -104,7 +102,7 @@ def instrumented(buckets: dict[str, float]) -> Iterator[None]:
 
 
 def first_test_study(index_dir: Path, data_root: Path) -> Path:
-    studies = pd.read_parquet(Path(index_dir) / "studies.parquet")
+    studies = index.read_table(index_dir, "studies")
     test = sorted(studies.loc[studies["split"] == "test", "study_id"])
     if not test:
         raise ValueError(f"{index_dir}: no test study for the end-to-end benchmark")

@@ -24,9 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
-from lsdc import schema
+from lsdc import index, schema
 from lsdc.params import FOLDS_FILE, MODELS_DIR, Params
 
 log = logging.getLogger(__name__)
@@ -53,7 +52,7 @@ class Workspace:
 
     @property
     def n_studies(self) -> int:
-        return len(pd.read_parquet(self.index_dir / "studies.parquet"))
+        return len(index.read_table(self.index_dir, "studies"))
 
 
 def _marker_ok(folder: Path, settings: dict[str, Any]) -> bool:
@@ -102,7 +101,7 @@ def prepare_data(params: Params, scratch: Path, n_studies: int, image_scale: flo
 
 def study_order(index_dir: Path) -> list[int]:
     """Study ids in the extraction stage's order: train then test, by id."""
-    studies = pd.read_parquet(Path(index_dir) / "studies.parquet")
+    studies = index.read_table(index_dir, "studies")
     studies = studies.assign(_o=studies["split"].map(SPLIT_ORDER).fillna(2)).sort_values(["_o", "study_id"])
     return [int(s) for s in studies["study_id"]]
 
@@ -117,9 +116,8 @@ def subset_index(index_dir: Path, n: int, out_dir: Path) -> Path:
     if _marker_ok(out_dir, settings):
         return out_dir
     out_dir.mkdir(parents=True, exist_ok=True)
-    for name in INDEX_TABLES:
-        table = pd.read_parquet(Path(index_dir) / f"{name}.parquet")
-        table[table["study_id"].isin(ids)].to_parquet(out_dir / f"{name}.parquet", index=False)
+    for name, table in index.read(index_dir, INDEX_TABLES).items():
+        table[table["study_id"].isin(ids)].to_parquet(index.table_path(out_dir, name), index=False)
     _write_marker(out_dir, settings)
     return out_dir
 

@@ -21,7 +21,7 @@ import albumentations as A  # noqa: E402
 
 from lsdc.params import Augment  # noqa: E402
 
-MEAN = 0.5  # Normalize(mean=0.5, std=0.5) on pixels scaled to [0, 1], as the notebook
+MEAN = 0.5  # Normalize(mean=0.5, std=0.5) on pixels scaled to [0, 1], as the seed notebook (lsdc/__init__.py)
 STD = 0.5
 
 

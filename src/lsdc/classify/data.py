@@ -16,6 +16,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
+from lsdc import index as ingest_index
 from lsdc import schema
 from lsdc.classify import augment, layout
 
@@ -58,10 +59,7 @@ def load_labels(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: labels table not found (run ingest first)")
-    long = pd.read_parquet(path)
-    missing = [c for c in ("study_id", "column", "severity_code") if c not in long.columns]
-    if missing:
-        raise ValueError(f"{path}: missing column(s) {missing}")
+    long = ingest_index.check_columns("labels", pd.read_parquet(path), path)
     unknown = sorted(set(long["column"]) - set(schema.LABEL_COLUMNS))
     if unknown:
         raise ValueError(f"{path}: unknown label column(s) {unknown[:5]}")

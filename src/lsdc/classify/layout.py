@@ -9,7 +9,8 @@ so they follow `rois.slices` without reading it.
 the fixed order plane (schema.PLANES: sag_t1, sag_t2, ax_t2) > level (L1/L2 .. L5/S1)
 > side (left, right; mid) > offset (ascending).
 
-`notebook`: the seed notebook's 60 channels, 5 slices per slot: sag_t1 x 5 levels
+`notebook`: the 60 channels of the seed notebook (the public Kaggle notebook this
+repository ports; lsdc/__init__.py), 5 slices per slot: sag_t1 x 5 levels
 (25), sag_t2 x 5 levels (25), ax_t2 x 2 sides (10), in that order. The store has no
 single sag_t1 crop per level nor an axial series without levels, so a slot's five
 channels are picked from an ordered list of candidate rows:

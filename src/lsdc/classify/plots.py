@@ -1,7 +1,7 @@
 """Figures of the `evaluate` stage, from out-of-fold labels (n, 25) and probabilities (n, 25, 3).
 
 Conditions pool their five levels; the probability of grade k for label column j is
-probs[:, j, k] (the notebook indexed the flat 75-vector wrongly for its ROC curves).
+probs[:, j, k] (the seed notebook, lsdc/__init__.py, indexed the flat 75-vector wrongly for its ROC curves).
 """
 
 from __future__ import annotations

@@ -29,6 +29,7 @@ import torch
 
 from lsdc import headline, metrics, schema, tracking
 from lsdc.classify import augment, data, distributed, layout
+from lsdc.classify import oof as oof_table
 from lsdc.classify.engine import CSV_COLUMNS, train_fold
 from lsdc.classify.model import make_checkpoint
 from lsdc.params import FOLDS_FILE, INDEX_DIR, METRICS_DIR, MODELS_DIR, ROIS_DIR, Params
@@ -36,7 +37,6 @@ from lsdc.params import FOLDS_FILE, INDEX_DIR, METRICS_DIR, MODELS_DIR, ROIS_DIR
 log = logging.getLogger(__name__)
 
 STAGE = "train_classifier"
-OOF_FILE = Path("data/processed/oof.parquet")
 CHECKPOINT_DIR = MODELS_DIR / "classifier"
 CURVES_DIR = METRICS_DIR / "classifier"
 SUMMARY_FILE = METRICS_DIR / "classifier.json"
@@ -48,29 +48,9 @@ class Paths:
     labels: Path = INDEX_DIR / data.LABELS_FILE
     folds: Path = FOLDS_FILE
     checkpoints: Path = CHECKPOINT_DIR
-    oof: Path = OOF_FILE
+    oof: Path = oof_table.OOF_FILE
     curves: Path = CURVES_DIR
     summary: Path = SUMMARY_FILE
-
-
-def prob_columns() -> list[str]:
-    """OOF / prediction columns: '<label>__normal_mild', '<label>__moderate', '<label>__severe'."""
-    return [f"{c}__{p}" for c in schema.LABEL_COLUMNS for p in schema.PROB_COLUMNS]
-
-
-def probs_frame(study_ids: np.ndarray, folds: np.ndarray, probs: np.ndarray) -> pd.DataFrame:
-    frame = pd.DataFrame(probs.reshape(len(study_ids), -1), columns=prob_columns())
-    frame.insert(0, "fold", np.asarray(folds, dtype=np.int64))
-    frame.insert(0, "study_id", np.asarray(study_ids, dtype=np.int64))
-    return frame
-
-
-def probs_of_frame(frame: pd.DataFrame, where: str = "OOF table") -> np.ndarray:
-    """Inverse of probs_frame: (n, 25, 3)."""
-    missing = [c for c in prob_columns() if c not in frame.columns]
-    if missing:
-        raise ValueError(f"{where}: missing probability column(s), e.g. {missing[:3]}")
-    return frame[prob_columns()].to_numpy(np.float64).reshape(len(frame), len(schema.LABEL_COLUMNS), 3)
 
 
 def run(params: Params, paths: Paths = Paths()) -> dict[str, Any]:
@@ -109,7 +89,7 @@ def _run(params: Params, paths: Paths, ctx: distributed.Context) -> dict[str, An
         for old in list(paths.checkpoints.glob("fold_*.pt")) + list(paths.curves.glob("fold_*.csv")):
             old.unlink()  # a stage rewrites its outs completely
     stage_run = tracking.stage_run if main else _no_run  # one MLflow parent run, from rank 0
-    oof = np.full((len(study_ids), len(schema.LABEL_COLUMNS), 3), np.nan)
+    oof_probs = np.full((len(study_ids), len(schema.LABEL_COLUMNS), 3), np.nan)
     summary: dict[str, Any] = {"layout": params.train.layout, "in_chans": len(keys),
                                "model": params.model.name, "folds": {}}
     if ctx.distributed:
@@ -138,7 +118,7 @@ def _run(params: Params, paths: Paths, ctx: distributed.Context) -> dict[str, An
                                     loader_workers=params.runtime.loader_workers)
                 if result is None:  # a rank other than 0
                     continue
-                oof[is_val] = result.val_probs
+                oof_probs[is_val] = result.val_probs
                 ckpt_path = paths.checkpoints / f"fold_{k}.pt"
                 torch.save(make_checkpoint(result.model, params.model.name, keys, store.roi_size,
                                            params.flat(), layout_name=params.train.layout, fold=k,
@@ -155,9 +135,8 @@ def _run(params: Params, paths: Paths, ctx: distributed.Context) -> dict[str, An
                 tracking.log_metrics({f"fold_{k}": fold_summary})
         if not main:
             return {}
-        oof_frame = probs_frame(study_ids, fold_of, oof)
-        oof_frame.to_parquet(paths.oof, index=False)
-        summary["oof_score"] = metrics.competition_score(y, oof).as_dict()
+        oof_table.write(paths.oof, study_ids, fold_of, oof_probs)
+        summary["oof_score"] = metrics.competition_score(y, oof_probs).as_dict()
         headline.write("classifier", summary, paths.summary)
         # wall-clock time: MLflow and the returned dict only; in the DVC out it would change dvc.lock
         seconds = round(time.perf_counter() - start, 1)

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from lsdc import dicom, schema, tracking
+from lsdc import dicom, index, schema, tracking
 from lsdc.detect import labels as lab
 from lsdc.folds import FOLDS_PATH, load_folds
 from lsdc.params import Params
@@ -154,11 +154,13 @@ def label_text(points: pd.DataFrame, image: pd.Series, box_mm: float) -> str:
 
 def export_plane(plane: str, p: Params, index_dir: Path, folds_path: Path, out: Path) -> dict:
     """Write the plane's YOLO dataset to `out` (replaced completely); return counts."""
-    coords = pd.read_parquet(index_dir / "coords.parquet")
-    instances = pd.read_parquet(index_dir / "instances.parquet")
+    tables = index.read(index_dir, ("coords", "instances"),
+                        extra={"coords": ("in_image", "near_origin", "pixel_spacing_row", "pixel_spacing_col"),
+                               "instances": index.GEOMETRY_COLUMNS})
+    coords, instances = tables["coords"], tables["instances"]
     images, points = build_tables(coords, instances, load_folds(folds_path), plane, p)
     if images.empty:
-        raise ValueError(f"{index_dir / 'coords.parquet'}: no usable {plane} annotations to export")
+        raise ValueError(f"{index.table_path(index_dir, 'coords')}: no usable {plane} annotations to export")
     if out.exists():
         shutil.rmtree(out)
     for split in ("train", "val"):

@@ -3,7 +3,8 @@
 Class modes (params `detect.export.classes`):
 - 'anatomy': one structure class per plane (foramen on sag_t1, disc/canal on sag_t2,
   subarticular zone on ax_t2); levels and sides are assigned afterwards by `anatomy`.
-- 'levels': the seed notebook's classes: one per level on the sagittal planes, one
+- 'levels': the classes of the seed notebook (the public Kaggle notebook
+  this repository ports; lsdc/__init__.py): one per level on the sagittal planes, one
   per side (right, left) on axial slices.
 """
 

@@ -10,7 +10,7 @@ import pandas as pd
 from lsdc import schema
 from lsdc.eda import examples, plots, stats
 from lsdc.eda.report import Section
-from lsdc.eda.tables import IndexTables
+from lsdc.index import IndexTables
 
 log = logging.getLogger(__name__)
 

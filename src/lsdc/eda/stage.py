@@ -7,10 +7,10 @@ import json
 import logging
 from pathlib import Path
 
-from lsdc import headline, tracking
+from lsdc import headline, index, tracking
 from lsdc.eda import examples, findings, sections, stats
 from lsdc.eda import report as report_mod
-from lsdc.eda.tables import IndexTables, load_index
+from lsdc.index import IndexTables
 from lsdc.params import INDEX_DIR, METRICS_DIR, REPORTS_DIR, Params
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,7 @@ def main(params: Params, args: argparse.Namespace) -> int:
     index_dir = getattr(args, "index_dir", INDEX_DIR)
     out_dir = getattr(args, "out_dir", REPORT_DIR)
     metrics_path = getattr(args, "metrics", METRICS_FILE)
-    tables = load_index(index_dir)
+    tables = index.load(index_dir)
     with tracking.stage_run("eda", params):
         head = run(tables, Path(params.data.root), out_dir, metrics_path,
                    params.eda.example_study, params.eda.max_scatter_points, params.seed)

@@ -15,7 +15,8 @@ import logging
 import sys
 from pathlib import Path
 
-from lsdc.ingest.build import Index, build_index, write_metrics
+from lsdc.index import IndexTables
+from lsdc.ingest.build import build_index, write_metrics
 from lsdc.ingest.csvs import NotRsnaRootError, check_layout, parse_id
 from lsdc.ingest.problems import KINDS
 
@@ -39,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(params, out_dir: Path = INDEX_DIR, metrics_path: Path = METRICS_FILE,
-        allow_test_only: bool = False) -> tuple[Index, dict]:
+        allow_test_only: bool = False) -> tuple[IndexTables, dict]:
     """Build the index from ``params.data.root`` and write tables, quarantine CSV and metrics."""
     index = build_index(Path(params.data.root), workers=params.runtime.workers,
                         near_origin_px=params.ingest.near_origin_px, allow_test_only=allow_test_only)
@@ -76,5 +77,5 @@ def main(params, args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["Index", "build_index", "NotRsnaRootError", "check_layout", "parse_id", "KINDS",
+__all__ = ["IndexTables", "build_index", "NotRsnaRootError", "check_layout", "parse_id", "KINDS",
            "add_arguments", "main", "run"]

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from lsdc import schema
+from lsdc.index import IndexTables
 from lsdc.ingest import csvs, scan
 from lsdc.ingest import problems as pk
 from lsdc.ingest.problems import Problems
@@ -44,50 +44,8 @@ COORD_COLUMNS: tuple[str, ...] = (
 )
 
 
-@dataclass(frozen=True)
-class Index:
-    """The ingest index (docs/data_formats.md): one DataFrame per table."""
-
-    studies: pd.DataFrame
-    series: pd.DataFrame
-    instances: pd.DataFrame
-    labels: pd.DataFrame
-    coords: pd.DataFrame
-    quarantine: pd.DataFrame
-
-    def tables(self) -> dict[str, pd.DataFrame]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-    def write(self, out_dir: Path) -> list[Path]:
-        """Write every table as ``out_dir/<name>.parquet``; returns the paths."""
-        out_dir.mkdir(parents=True, exist_ok=True)
-        paths = []
-        for name, frame in self.tables().items():
-            path = out_dir / f"{name}.parquet"
-            frame.to_parquet(path, index=False)
-            paths.append(path)
-        return paths
-
-    def metrics(self) -> dict:
-        """Counts for metrics/ingest.json: per split, coordinates, and quarantine per kind."""
-        def per_split(frame: pd.DataFrame) -> dict[str, int]:
-            return {s: int((frame["split"] == s).sum()) for s in SPLITS}
-        kinds = self.quarantine["kind"].value_counts()
-        return {
-            "studies": per_split(self.studies),
-            "series": per_split(self.series),
-            "instances": per_split(self.instances),
-            "studies_on_disk": int(self.studies["on_disk"].sum()),
-            "label_rows": len(self.labels),
-            "coords": len(self.coords),
-            "coords_in_image": int(self.coords["in_image"].sum()),
-            "coords_near_origin": int(self.coords["near_origin"].sum()),
-            "quarantine": {"total": len(self.quarantine), **{k: int(kinds.get(k, 0)) for k in pk.KINDS}},
-        }
-
-
 def build_index(root: Path, workers: int = 0, near_origin_px: float = 10.0,
-                allow_test_only: bool = False) -> Index:
+                allow_test_only: bool = False) -> IndexTables:
     """Validate an RSNA-layout root into the index tables; problems go to the quarantine.
 
     Raises csvs.NotRsnaRootError when the root lacks train.csv (unless
@@ -120,7 +78,7 @@ def build_index(root: Path, workers: int = 0, near_origin_px: float = 10.0,
     studies = _studies_table(csv_studies, disk_studies, series, labels, coords, quarantine)
     log.info("ingest %s: %d studies, %d series, %d instances, %d coords, %d quarantine rows",
              root, len(studies), len(series), len(instances), len(coords), len(quarantine))
-    return Index(studies, series, instances, labels, coords, quarantine)
+    return IndexTables(studies, series, instances, labels, coords, quarantine)
 
 
 def _series_csv(root: Path, problems: Problems) -> pd.DataFrame:
@@ -138,8 +96,8 @@ def _series_csv(root: Path, problems: Problems) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else train
 
 
-def _study_tasks(root: Path, csv_studies: dict[str, set[int]], problems: Problems) -> list[scan.StudyTask]:
-    tasks: list[scan.StudyTask] = []
+def _study_tasks(root: Path, csv_studies: dict[str, set[int]], problems: Problems) -> list[scan.StudyFolder]:
+    tasks: list[scan.StudyFolder] = []
     seen: set[int] = set()
     for split in SPLITS:
         found, rows = scan.list_studies(root, IMAGES_DIR[split], split)
@@ -266,10 +224,28 @@ def _studies_table(csv_studies: dict[str, set[int]], disk_studies: dict[str, set
     return frame[list(STUDY_COLUMNS)]
 
 
-def write_metrics(index: Index, path: Path) -> dict:
-    """Write ``index.metrics()``: headline to ``path``, the rest beside it; returns the full dict."""
+def index_metrics(index: IndexTables) -> dict:
+    """Counts for metrics/ingest.json: per split, coordinates, and quarantine per kind."""
+    def per_split(frame: pd.DataFrame) -> dict[str, int]:
+        return {s: int((frame["split"] == s).sum()) for s in SPLITS}
+    kinds = index.quarantine["kind"].value_counts()
+    return {
+        "studies": per_split(index.studies),
+        "series": per_split(index.series),
+        "instances": per_split(index.instances),
+        "studies_on_disk": int(index.studies["on_disk"].sum()),
+        "label_rows": len(index.labels),
+        "coords": len(index.coords),
+        "coords_in_image": int(index.coords["in_image"].sum()),
+        "coords_near_origin": int(index.coords["near_origin"].sum()),
+        "quarantine": {"total": len(index.quarantine), **{k: int(kinds.get(k, 0)) for k in pk.KINDS}},
+    }
+
+
+def write_metrics(index: IndexTables, path: Path) -> dict:
+    """Write ``index_metrics(index)``: headline to ``path``, the rest beside it; returns the full dict."""
     from lsdc import headline
 
-    metrics = index.metrics()
+    metrics = index_metrics(index)
     headline.write("ingest", metrics, path)
     return metrics

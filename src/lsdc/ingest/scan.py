@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class StudyTask:
+class StudyFolder:
     """One study folder to scan: ``root / images_dir / name``."""
 
     root: str
@@ -55,13 +55,13 @@ def _inside(path: Path, root_resolved: Path) -> bool:
     return path.resolve().is_relative_to(root_resolved)
 
 
-def list_studies(root: Path, images_dir: str, split: str) -> tuple[list[StudyTask], list[dict]]:
+def list_studies(root: Path, images_dir: str, split: str) -> tuple[list[StudyFolder], list[dict]]:
     """The study folders under ``root/images_dir`` with a numeric name inside the root.
 
     Anything else (non-numeric or path-like names, links out of the root, stray
     files) becomes a problem row and is skipped."""
     base = root / images_dir
-    tasks: list[StudyTask] = []
+    tasks: list[StudyFolder] = []
     problems: list[dict] = []
     if not base.is_dir():
         return tasks, problems
@@ -83,11 +83,11 @@ def list_studies(root: Path, images_dir: str, split: str) -> tuple[list[StudyTas
             problems.append(_problem(pk.PATH_ESCAPE, f"{rel}: links outside the data root (to "
                                      f"{Path(entry.path).resolve()}); not read", rel, study_id))
         else:
-            tasks.append(StudyTask(str(root), images_dir, split, study_id, entry.name))
+            tasks.append(StudyFolder(str(root), images_dir, split, study_id, entry.name))
     return tasks, problems
 
 
-def scan_study(task: StudyTask) -> StudyScan:
+def scan_study(task: StudyFolder) -> StudyScan:
     """Read the headers of every series folder of one study (runs in a worker process)."""
     root = Path(task.root)
     root_resolved = root.resolve()
@@ -110,7 +110,7 @@ def scan_study(task: StudyTask) -> StudyScan:
     return out
 
 
-def _scan_series(root: Path, root_resolved: Path, rel: str, task: StudyTask, series_id: int,
+def _scan_series(root: Path, root_resolved: Path, rel: str, task: StudyFolder, series_id: int,
                  out: StudyScan) -> None:
     study_id = task.study_id
     headers: list[dicom.SliceHeader] = []
@@ -181,7 +181,7 @@ def _instance_number(frel: str, file_name: str, header: dicom.SliceHeader, study
     return None
 
 
-def _instance_rows(rel: str, task: StudyTask, series_id: int, headers: list[dicom.SliceHeader],
+def _instance_rows(rel: str, task: StudyFolder, series_id: int, headers: list[dicom.SliceHeader],
                    numbers: list[int], out: StudyScan) -> Iterator[dict]:
     study_id = task.study_id
     positions, geometry_ok = dicom.series_positions(headers)
@@ -221,7 +221,7 @@ def _instance_rows(rel: str, task: StudyTask, series_id: int, headers: list[dico
         }
 
 
-def scan_all(tasks: list[StudyTask], workers: int) -> list[StudyScan]:
+def scan_all(tasks: list[StudyFolder], workers: int) -> list[StudyScan]:
     """Scan studies in ``workers`` processes (0: in this process), with a progress bar."""
     bar = dict(total=len(tasks), desc="ingest: reading DICOM headers", unit="study",
                disable=None, mininterval=1.0)

@@ -33,7 +33,7 @@ from lsdc.predict import ensemble, overlay
 from lsdc.rois.detectors import Detectors, YoloDetectors
 from lsdc.rois.slots import study_slots
 from lsdc.rois.store import rows_frame
-from lsdc.rois.study import SeriesRef, StudyTask, extract_study, load_planes
+from lsdc.rois.study import SeriesRef, StudyImages, extract_study, load_planes
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +188,7 @@ def run_study(study_dir: Path, params: Params, models_dir: Path = MODELS_DIR, ou
     prior = ensemble.load_prior(labels_path, params.predict.prior_pseudocount, models)
     if detectors is None:
         detectors = yolo_detectors(Path(models_dir), params, {t.plane for t in usable})
-    task = StudyTask(study_id or 0, "test", tuple(SeriesRef(t.series_id, t.plane, t.files) for t in usable))
+    task = StudyImages(study_id or 0, "test", tuple(SeriesRef(t.series_id, t.plane, t.files) for t in usable))
     result = extract_study(task, str(study_dir), detectors, params)
     index = rows_frame(result.rows, 0)
     device = str(resolve_device(params.runtime.predict_device))

@@ -2,7 +2,8 @@
 
 Modules: `slots` (the fixed rows of a study), `geometry` (slices <-> patient mm,
 mapping sagittal level positions onto axial series), `select` (which slice shows a
-structure: by anatomy or as the seed notebook did), `impute` (filling levels/sides
+structure: by anatomy or as the seed notebook, the public Kaggle notebook this repository
+ports, did: lsdc/__init__.py), `impute` (filling levels/sides
 the detectors missed), `crop` (fixed physical size), `detectors` (the trained YOLO
 models or any stand-in), `study` (one study end to end), `store` (streamed writing of
 crops.npy + index.parquet), `report` (metrics/rois.json), `sheet` (contact sheets),

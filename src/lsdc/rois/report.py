@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from lsdc import index as ingest_index
 from lsdc import schema
 from lsdc.rois import DETECTED, IMPUTED, MISSING
 
@@ -95,7 +96,7 @@ def distance_summary(dist: pd.DataFrame) -> dict:
 def build_metrics(index: pd.DataFrame, coords_path: Path | None, extra: dict | None = None) -> dict:
     metrics = coverage(index)
     if coords_path is not None and Path(coords_path).exists():
-        metrics["distance_mm"] = distance_summary(distances(index, pd.read_parquet(coords_path)))
+        metrics["distance_mm"] = distance_summary(distances(index, ingest_index.read_table(Path(coords_path).parent, "coords")))
     else:
         log.info("no coordinates table (%s): distance metrics skipped", coords_path)
     metrics.update(extra or {})

@@ -12,7 +12,8 @@ annotated coordinates, so it works the same on train, validation and test studie
 - ax_t2: each level's sagittal position (patient mm) mapped through IPP/IOP onto the
   nearest axial slice plane over all axial series and blocks (geometry.map_point).
 
-'notebook' (comparison with the seed notebook): the central slice of each sagittal
+'notebook' (comparison with the seed notebook, the public Kaggle notebook this
+repository ports; lsdc/__init__.py): the central slice of each sagittal
 series for every level and both sides (left and right mixed), and axial slices spread
 evenly along the longest axial series whatever level they show.
 """

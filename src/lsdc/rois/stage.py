@@ -27,13 +27,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lsdc import headline, schema
+from lsdc import headline, index, schema
 from lsdc.params import INDEX_DIR, METRICS_DIR, MODELS_DIR, REPORTS_DIR, ROIS_DIR, Params
 from lsdc.rois import report, select, sheet
 from lsdc.rois.detectors import Detectors, YoloDetectors
 from lsdc.rois.slots import study_slots
 from lsdc.rois.store import StoreWriter
-from lsdc.rois.study import SeriesRef, StudyResult, StudyTask, extract_study
+from lsdc.rois.study import ExtractedRois, SeriesRef, StudyImages, extract_study
 
 log = logging.getLogger(__name__)
 
@@ -44,23 +44,11 @@ DETECTORS_DIR = MODELS_DIR / "detectors"
 SPLIT_ORDER = {"train": 0, "test": 1}
 
 
-def build_tasks(index_dir: str | Path) -> list[StudyTask]:
+def build_tasks(index_dir: str | Path) -> list[StudyImages]:
     """One task per study of studies.parquet (train then test, by id), with its series'
     files (instances.parquet) per plane. Studies without series still get a task."""
-    index_dir = Path(index_dir)
-    tables = {}
-    for name in ("studies", "series", "instances"):
-        path = index_dir / f"{name}.parquet"
-        if not path.exists():
-            raise FileNotFoundError(f"{path}: index table not found (run `lsdc ingest` first)")
-        tables[name] = pd.read_parquet(path)
+    tables = index.read(index_dir, ("studies", "series", "instances"))
     studies, series, instances = tables["studies"], tables["series"], tables["instances"]
-    for name, frame, cols in (("studies", studies, ("study_id", "split")),
-                              ("series", series, ("study_id", "series_id", "plane")),
-                              ("instances", instances, ("study_id", "series_id", "instance_number", "path"))):
-        missing = [c for c in cols if c not in frame.columns]
-        if missing:
-            raise ValueError(f"{index_dir / (name + '.parquet')}: missing column(s) {missing}")
     files = (instances.sort_values(["series_id", "instance_number"])
              .groupby("series_id")["path"].apply(tuple).to_dict())
     refs: dict[int, list[SeriesRef]] = {}
@@ -69,7 +57,7 @@ def build_tasks(index_dir: str | Path) -> list[StudyTask]:
         if paths:
             refs.setdefault(int(r.study_id), []).append(SeriesRef(int(r.series_id), str(r.plane), paths))
     studies = studies.assign(_order=studies["split"].map(SPLIT_ORDER).fillna(2)).sort_values(["_order", "study_id"])
-    return [StudyTask(int(s.study_id), str(s.split), tuple(refs.get(int(s.study_id), ())))
+    return [StudyImages(int(s.study_id), str(s.split), tuple(refs.get(int(s.study_id), ())))
             for s in studies.itertuples()]
 
 
@@ -86,12 +74,12 @@ def _init_worker(detectors: Detectors, root: str, params: Params) -> None:
     _WORKER.update(detectors=detectors, root=root, params=params)
 
 
-def _run_task(task: StudyTask) -> StudyResult:
+def _run_task(task: StudyImages) -> ExtractedRois:
     return extract_study(task, _WORKER["root"], _WORKER["detectors"], _WORKER["params"])
 
 
-def iterate_results(tasks: list[StudyTask], detectors: Detectors, params: Params,
-                    workers: int) -> Iterator[StudyResult]:
+def iterate_results(tasks: list[StudyImages], detectors: Detectors, params: Params,
+                    workers: int) -> Iterator[ExtractedRois]:
     """Results in task order; with workers > 0, at most 2 x workers studies in flight."""
     root = params.data.root
     if workers <= 0 or len(tasks) <= 1:
@@ -163,17 +151,17 @@ def run(params: Params, index_dir: Path = INDEX_DIR, out_dir: Path = ROIS_DIR,
         writer.abort()
         raise
     seconds = time.perf_counter() - start
-    index = pd.read_parquet(index_path)
-    metrics = report.build_metrics(index, Path(index_dir) / "coords.parquet", {
+    store_index = pd.read_parquet(index_path)
+    metrics = report.build_metrics(store_index, index.table_path(index_dir, "coords"), {
         "rows_per_study": n_slots, "selection": params.rois.selection,
         "unreadable_slices": unreadable, "studies_lacking_a_plane": notes,
     })
     headline.write("rois", metrics, metrics_path)
     crops = np.load(crops_path, mmap_mode="r")
-    sheet.draw_sheets(crops, index, Path(sheets_dir), params.rois.contact_sheet_studies)
+    sheet.draw_sheets(crops, store_index, Path(sheets_dir), params.rois.contact_sheet_studies)
     memory = peak_rss_mb()
     log.info("extract_rois: %d studies, %d crops in %.1f s (%.2f s/study); peak RSS main %.0f MB, worker %.0f MB",
-             len(tasks), len(index), seconds, seconds / max(1, len(tasks)), memory["main"], memory["largest_worker"])
+             len(tasks), len(store_index), seconds, seconds / max(1, len(tasks)), memory["main"], memory["largest_worker"])
     metrics["_runtime"] = {"seconds": round(seconds, 2), "peak_rss_mb": memory}
     return metrics
 

@@ -38,7 +38,9 @@ class SeriesRef:
 
 
 @dataclass(frozen=True)
-class StudyTask:
+class StudyImages:
+    """The input of ROI extraction for one study: its id, split and series files per plane."""
+
     study_id: int
     split: str
     series: tuple[SeriesRef, ...] = ()
@@ -57,7 +59,9 @@ class Loc:
 
 
 @dataclass
-class StudyResult:
+class ExtractedRois:
+    """The output of ROI extraction for one study: its crops and their ROI-index rows."""
+
     study_id: int
     split: str
     crops: np.ndarray  # uint8 (rows, S, S)
@@ -68,7 +72,7 @@ class StudyResult:
 
 # ----------------------------------------------------------------------------- loading
 
-def load_planes(task: StudyTask, root: str) -> tuple[dict[str, list[Series]], int]:
+def load_planes(task: StudyImages, root: str) -> tuple[dict[str, list[Series]], int]:
     """Decoded series per plane: the sagittal series with most files (next one if it is
     unreadable), every axial series. Returns (series per plane, unreadable file count)."""
     loaded: dict[str, list[Series]] = {p: [] for p in schema.PLANES}
@@ -335,7 +339,7 @@ def _impute_axial(ax: list[Series], chosen, canal, det: pd.DataFrame, p: Params,
 
 # ----------------------------------------------------------------------------- crops
 
-def crop_rows(task: StudyTask, loaded, locs: dict[Key, Loc], p: Params) -> tuple[np.ndarray, list[tuple]]:
+def crop_rows(task: StudyImages, loaded, locs: dict[Key, Loc], p: Params) -> tuple[np.ndarray, list[tuple]]:
     """Crops and index rows for every slot, in slot order."""
     slots = study_slots(p.rois)
     size = p.rois.roi_size
@@ -357,7 +361,7 @@ def crop_rows(task: StudyTask, loaded, locs: dict[Key, Loc], p: Params) -> tuple
     return crops, rows
 
 
-def extract_study(task: StudyTask, root: str, detectors: Detectors, p: Params) -> StudyResult:
+def extract_study(task: StudyImages, root: str, detectors: Detectors, p: Params) -> ExtractedRois:
     """Every crop of one study (see module doc)."""
     policy = select.check_policy(p.rois.selection)
     loaded, unreadable = load_planes(task, root)
@@ -366,4 +370,4 @@ def extract_study(task: StudyTask, root: str, detectors: Detectors, p: Params) -
     _axial(loaded, detectors, p, policy, locs)
     crops, rows = crop_rows(task, loaded, locs, p)
     notes = [f"no readable {pl} series" for pl in schema.PLANES if not loaded[pl]]
-    return StudyResult(task.study_id, task.split, crops, rows, unreadable, notes)
+    return ExtractedRois(task.study_id, task.split, crops, rows, unreadable, notes)

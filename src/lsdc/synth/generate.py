@@ -36,6 +36,8 @@ CONSTANT_PRIOR_PSEUDOCOUNT = 0.5  # keeps grades unseen in a small train split f
 
 @dataclass(frozen=True)
 class StudyJob:
+    """Everything a worker needs to plan, render and write one synthetic study."""
+
     split: str
     index: int
     study_id: int
@@ -51,7 +53,9 @@ class StudyJob:
 
 
 @dataclass(frozen=True)
-class StudyResult:
+class WrittenStudy:
+    """What rendering one synthetic study produced, for the CSVs: series, coordinates, file count."""
+
     study_id: int
     series: list[tuple[int, str]]  # (series_id, description)
     coords: list[plan.Coordinate]
@@ -123,7 +127,7 @@ def render_study(study: plan.StudyPlan, narrowing: np.ndarray, seed: int, split:
             yield series, number, geom, render.render_slice(spine, geom, series.style, rng)
 
 
-def run_study(job: StudyJob) -> StudyResult:
+def run_study(job: StudyJob) -> WrittenStudy:
     study = make_plan(job)
     spine = study.spine
     n_files = 0
@@ -147,7 +151,7 @@ def run_study(job: StudyJob) -> StudyResult:
     if job.split == "train":
         rng = np.random.default_rng([*seed_material(job.seed, job.split, job.index), 999])
         coords = plan.coordinates(study, job.has_coord, job.misplaced, rng)
-    return StudyResult(job.study_id, [(s.series_id, s.description) for s in study.series], coords, n_files)
+    return WrittenStudy(job.study_id, [(s.series_id, s.description) for s in study.series], coords, n_files)
 
 
 def jobs_for(synth: Synth, out_dir: Path | None) -> tuple[list[StudyJob], dict[str, LabelDraw], dict[str, np.ndarray]]:
@@ -169,7 +173,7 @@ def jobs_for(synth: Synth, out_dir: Path | None) -> tuple[list[StudyJob], dict[s
     return jobs, draws, ids
 
 
-def _run_all(jobs: list[StudyJob], workers: int, progress: bool) -> list[StudyResult]:
+def _run_all(jobs: list[StudyJob], workers: int, progress: bool) -> list[WrittenStudy]:
     bar = tqdm(total=len(jobs), desc="synth studies", unit="study", disable=not progress)
     results = []
     if workers <= 1:
@@ -202,7 +206,7 @@ def submission_frame(study_ids_: np.ndarray, probs: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(schema.SUBMISSION_COLUMNS))
 
 
-def _coords_frame(results: list[StudyResult]) -> pd.DataFrame:
+def _coords_frame(results: list[WrittenStudy]) -> pd.DataFrame:
     rows = [(r.study_id, c.series_id, c.instance_number, c.condition, c.level, c.x, c.y)
             for r in results for c in r.coords]
     frame = pd.DataFrame(rows, columns=list(schema.COORDS_COLUMNS))
@@ -212,7 +216,7 @@ def _coords_frame(results: list[StudyResult]) -> pd.DataFrame:
     return frame.sort_values(keys, kind="stable").drop(columns=["_cond", "_level"]).reset_index(drop=True)
 
 
-def _series_frame(results: list[StudyResult]) -> pd.DataFrame:
+def _series_frame(results: list[WrittenStudy]) -> pd.DataFrame:
     rows = [(r.study_id, sid, desc) for r in results for sid, desc in r.series]
     frame = pd.DataFrame(rows, columns=list(schema.SERIES_COLUMNS))
     return frame.sort_values(["study_id", "series_id"], kind="stable").reset_index(drop=True)

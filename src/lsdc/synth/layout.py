@@ -1,6 +1,9 @@
 """Facts about the real RSNA 2024 series that the synthetic layout reproduces.
 
-Source: /work/shared/reference/rsna2024_label_stats.json and rsna2024-facts.md. Indexed by
+Source: the public training data of the RSNA 2024 Lumbar Spine Degenerative Classification
+competition on Kaggle (https://www.kaggle.com/competitions/rsna-2024-lumbar-spine-degenerative-classification):
+series per study from train_series_descriptions.csv, image shapes, instance order and spacings
+from the DICOM headers of train_images/, tabulated once and kept here as constants. Indexed by
 plane name (schema.PLANES) so that no RSNA string is written here.
 """
 

@@ -2,7 +2,7 @@
 numbers) and where each graded label's coordinate lies. Rendering is separate (render.py),
 so one plan renders with any narrowing vector.
 
-Slice geometry is planned in the spine frame (render.SliceGeometry) and written in the
+Slice geometry (dicom.SliceGeometry) is planned in the spine frame and written in the
 patient frame (``Spine.to_patient``); both describe the same planes.
 """
 
@@ -14,10 +14,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from lsdc import schema
+from lsdc.dicom import SliceGeometry
 from lsdc.params import Synth
 from lsdc.synth import anatomy, layout, render
 from lsdc.synth.anatomy import Spine
-from lsdc.synth.render import SeriesStyle, SliceGeometry
+from lsdc.synth.render import SeriesStyle
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +112,7 @@ def plan_sagittal(rng: np.random.Generator, spine: Spine, synth: Synth, descript
         centre += col_dir * overshoot
     corner = centre - row_dir * (cols - 1) / 2 * pixel - col_dir * (rows - 1) / 2 * pixel
     offsets = (np.arange(n) - (n - 1) / 2) * spacing
-    slices = [SliceGeometry(corner + o * normal, row_dir, col_dir, rows, cols, pixel, pixel) for o in offsets]
+    slices = [SliceGeometry(corner + o * normal, row_dir, col_dir, pixel, pixel, rows, cols) for o in offsets]
     x_patient = np.array([spine.to_patient(s.ipp)[0] for s in slices])
     order = np.argsort(x_patient if rng.random() < 0.85 else -x_patient)  # usually right to left
     contrast = "t1" if plane == "sag_t1" else ("stir" if rng.random() < 0.3 else "t2")
@@ -168,7 +169,7 @@ def plan_axial(rng: np.random.Generator, spine: Spine, synth: Synth, levels: lis
         bottom = (spine.point(disc_u[-1]) - corner) @ normal - 6.0
         n = int(np.ceil((top - bottom) / spacing)) + 1
         for o in top - spacing * np.arange(n):
-            slices.append(SliceGeometry(corner + o * normal, row_dir, col_dir, rows, cols, pixel, pixel))
+            slices.append(SliceGeometry(corner + o * normal, row_dir, col_dir, pixel, pixel, rows, cols))
         blocks = [0] * n
     else:
         spacing = float(rng.uniform(3.0, 4.5))
@@ -184,7 +185,7 @@ def plan_axial(rng: np.random.Generator, spine: Spine, synth: Synth, levels: lis
             corner += normal * (((spine.point(u) - corner) @ normal) + rng.uniform(-1.0, 1.0))
             n = int(rng.integers(synth.axial_per_level[0], synth.axial_per_level[1] + 1))
             for o in ((n - 1) / 2 - np.arange(n)) * spacing:  # head first
-                slices.append(SliceGeometry(corner + o * normal, row_dir, col_dir, r, c, px, px))
+                slices.append(SliceGeometry(corner + o * normal, row_dir, col_dir, px, px, r, c))
                 blocks.append(b)
     order = np.arange(len(slices))  # spatial: head to feet
     kind = rng.choice(3, p=layout.AXIAL_ORDER_SHARES)
@@ -237,7 +238,7 @@ def _nearest(series: list[SeriesPlan], point: np.ndarray) -> tuple[SeriesPlan, i
     best = None
     for s in series:
         for i, g in enumerate(s.slices):
-            col, row, dist = g.pixel_of(point)
+            col, row, dist = (float(v) for v in g.to_pixel(point))
             if best is None or abs(dist) < best[4]:
                 best = (s, i, col, row, abs(dist))
     return best

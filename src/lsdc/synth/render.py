@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
+from lsdc.dicom import SliceGeometry
 from lsdc.synth import anatomy
 from lsdc.synth.anatomy import Spine
 
@@ -74,39 +75,9 @@ def draw_style(rng: np.random.Generator, contrast: str, centre: np.ndarray) -> S
     )
 
 
-@dataclass(frozen=True)
-class SliceGeometry:
-    """A slice's pixel grid in the spine frame (mm): pixel (c, r) at ipp + c*dc*R + r*dr*C."""
-
-    ipp: np.ndarray
-    row_dir: np.ndarray  # R: along a row (increasing column)
-    col_dir: np.ndarray  # C: down a column (increasing row)
-    rows: int
-    cols: int
-    row_spacing: float
-    col_spacing: float
-
-    @property
-    def normal(self) -> np.ndarray:
-        return np.cross(self.row_dir, self.col_dir)
-
-    def pixel_of(self, point: np.ndarray) -> tuple[float, float, float]:
-        """(column, row, signed distance from the plane) of a spine-frame point."""
-        d = np.asarray(point) - self.ipp
-        return d @ self.row_dir / self.col_spacing, d @ self.col_dir / self.row_spacing, d @ self.normal
-
-    def grid(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        c = (np.arange(self.cols, dtype=np.float32) * self.col_spacing)[None, :]
-        r = (np.arange(self.rows, dtype=np.float32) * self.row_spacing)[:, None]
-        return tuple(
-            np.float32(self.ipp[i]) + c * np.float32(self.row_dir[i]) + r * np.float32(self.col_dir[i])
-            for i in range(3)
-        )
-
-
 def render_slice(spine: Spine, geom: SliceGeometry, style: SeriesStyle, rng: np.random.Generator) -> np.ndarray:
     """uint16 pixels (rows, cols) with values in 0..4095."""
-    x, y, z = geom.grid()
+    x, y, z = geom.pixel_grid()
     u, v, w = spine.straighten(x, y, z)
     img = tissue_map(spine, u, v, w, spine.torso_v(y, z), style.lut())
     gx, gy, gz, quad = style.bias

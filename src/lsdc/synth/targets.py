@@ -1,6 +1,9 @@
 """Facts about the real RSNA 2024 training labels that the synthetic label model reproduces.
 
-Source: /work/shared/reference/rsna2024_label_stats.json and rsna2024-facts.md (1975 studies).
+Source: the public training data of the RSNA 2024 Lumbar Spine Degenerative Classification
+competition on Kaggle (https://www.kaggle.com/competitions/rsna-2024-lumbar-spine-degenerative-classification):
+counts over the 1975 studies of train.csv (grades and missing cells per column, study-level
+shares) and train_label_coordinates.csv, tabulated once and kept here as constants.
 Everything is indexed by position (schema.LABEL_COLUMNS order, schema.CONDITIONS and
 schema.LEVELS indices) so that no RSNA string is written here.
 """
