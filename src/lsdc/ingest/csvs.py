@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from lsdc import schema
+from lsdc.errors import UserError
 from lsdc.ingest import problems as pk
 from lsdc.ingest.problems import Problems
 
@@ -18,7 +19,7 @@ log = logging.getLogger(__name__)
 _ID = re.compile(r"^\s*\d{1,18}\s*$")
 
 
-class NotRsnaRootError(ValueError):
+class NotRsnaRootError(UserError):
     """The data root is not an RSNA-layout folder (a file or a CSV column is missing)."""
 
 
