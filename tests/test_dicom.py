@@ -191,6 +191,16 @@ def test_a_complete_file_without_pixel_data_is_no_pixel_data(tmp_path):
         assert err.value.kind == dicom.NO_PIXELS
 
 
+def test_read_series_can_skip_an_unreadable_file(tmp_path, caplog):
+    paths = [write_slice(tmp_path / f"{i}.dcm", instance=i, ipp=(-4.0 * i, 0, 0)) for i in (1, 2, 3)]
+    paths[1].write_bytes(paths[1].read_bytes()[:152])
+    with pytest.raises(dicom.DicomReadError, match="2.dcm"):
+        dicom.read_series(paths)
+    series = dicom.read_series(paths, skip_unreadable=True)
+    assert [h.instance_number for h in series.headers] == [1, 3] and series.geometry_ok
+    assert any("2.dcm" in r.message and "slice skipped" in r.message for r in caplog.records)
+
+
 def test_read_header_empty_and_not_dicom(tmp_path):
     (tmp_path / "empty.dcm").write_bytes(b"")
     (tmp_path / "text.dcm").write_text("this is not an image\n" * 20)

@@ -610,16 +610,23 @@ class SeriesPixels:
         return np.stack(self.slices)
 
 
-def read_series(paths: Sequence[str | Path], sort: bool = True) -> SeriesPixels:
+def read_series(paths: Sequence[str | Path], sort: bool = True, skip_unreadable: bool = False) -> SeriesPixels:
     """Decode every file of a series exactly once and return its slices in spatial order.
 
-    Sorting uses IPP projected on the series normal (series_positions), falling back
-    to instance numbers when geometry is missing. Raises DicomReadError for a bad file.
+    Sorting uses IPP projected on the series normal (series_positions), placing files
+    without geometry by instance number. Raises DicomReadError for a bad file, or with
+    ``skip_unreadable`` logs a warning naming it and goes on without it.
     """
     headers: list[SliceHeader] = []
     slices: list[np.ndarray] = []
     for path in paths:
-        header, pixels = read_pixels(path)
+        try:
+            header, pixels = read_pixels(path)
+        except DicomReadError as e:
+            if not skip_unreadable:
+                raise
+            log.warning("%s; slice skipped", e.reason)
+            continue
         frames = pixels if pixels.ndim == 3 else pixels[None]
         headers.extend([header] * len(frames))
         slices.extend(list(frames))
