@@ -74,13 +74,29 @@ def test_sort_slices_ignores_reversed_instance_numbers():
     assert dicom.spatial_ranks(positions).tolist() == [2, 1, 0]
 
 
-def test_positions_fall_back_to_instance_numbers_without_ipp():
+def test_one_slice_without_ipp_is_placed_between_the_others():
+    # positions -x: instance 7 at 0, 6 at -8; instance 5 lacks IPP: extrapolated to -16
     headers = _headers([7, 5, 6], [0.0, 4.0, 8.0])
     headers[1] = dataclasses.replace(headers[1], ipp=None)
+    positions, has = dicom.slice_positions(headers)
+    assert has.tolist() == [True, False, True] and positions.tolist() == [0.0, -16.0, -8.0]
     positions, ok = dicom.series_positions(headers)
-    assert not ok and positions.tolist() == [7.0, 5.0, 6.0]
+    assert not ok and positions.tolist() == [0.0, -16.0, -8.0]
     assert dicom.sort_slices(headers) == [1, 2, 0]
     assert headers[1].geometry is None and headers[0].geometry is not None
+    # in the middle: interpolated between its instance-number neighbours
+    headers = _headers([1, 2, 3, 4], [0.0, 4.0, 8.0, 12.0])
+    headers[2] = dataclasses.replace(headers[2], iop=None)
+    positions, has = dicom.slice_positions(headers)
+    assert positions.tolist() == [0.0, -4.0, -8.0, -12.0] and has.tolist() == [True, True, False, True]
+
+
+def test_positions_fall_back_to_instance_numbers_with_under_two_geometric_slices():
+    headers = _headers([7, 5, 6], [0.0, 4.0, 8.0])
+    headers = [dataclasses.replace(h, ipp=None) if i else h for i, h in enumerate(headers)]
+    positions, has = dicom.slice_positions(headers)
+    assert positions.tolist() == [7.0, 5.0, 6.0] and not has.any()
+    assert dicom.sort_slices(headers) == [1, 2, 0]
 
 
 def test_series_normal_keeps_angled_blocks_comparable():
@@ -134,6 +150,65 @@ def test_read_header_never_accepts_a_file_cut_anywhere(tmp_path):
             dicom.read_header(tmp_path / "cut.dcm")
         kinds.add(err.value.kind)
     assert kinds == {dicom.NOT_DICOM, dicom.NO_PIXELS, dicom.TRUNCATED}
+
+
+def _in_syntax(tmp_path, syntax: str):
+    """A 64x64 slice saved under one of four transfer syntaxes; returns its bytes."""
+    from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, JPEG2000Lossless, RLELossless
+
+    uid = {"explicit": ExplicitVRLittleEndian, "implicit": ImplicitVRLittleEndian,
+           "rle": RLELossless, "jpeg2000": JPEG2000Lossless}[syntax]
+    ds = pydicom.dcmread(write_slice(tmp_path / "src.dcm", rows=64, cols=64))
+    if uid.is_encapsulated:
+        ds.compress(uid)
+    else:
+        ds.file_meta.TransferSyntaxUID = uid
+    ds.save_as(tmp_path / f"{syntax}.dcm", enforce_file_format=True)
+    return (tmp_path / f"{syntax}.dcm").read_bytes()
+
+
+@pytest.mark.parametrize("syntax", ["explicit", "implicit", "rle", "jpeg2000"])
+def test_read_pixels_of_a_cut_file_raises_the_kind_read_header_gives(tmp_path, syntax):
+    """Issue 16.1: cut in the header (152 bytes, 900-976 bytes: struct.error inside pydicom
+    before) or anywhere else, read_pixels raises DicomReadError naming the file, of the same
+    kind as read_header (so predict-study / extract-rois skip the slice as ingest does)."""
+    data = _in_syntax(tmp_path, syntax)
+    assert dicom.read_pixels(tmp_path / f"{syntax}.dcm")[1].shape == (64, 64)
+    cuts = [152, 200, *range(900, 977, 4), *range(1, len(data), 53)]
+    kinds = set()
+    for cut in cuts:
+        path = tmp_path / f"cut{cut}.dcm"
+        path.write_bytes(data[:cut])
+        with pytest.raises(dicom.DicomReadError) as header_err:
+            dicom.read_header(path)
+        with pytest.raises(dicom.DicomReadError) as pixels_err:
+            dicom.read_pixels(path)
+        assert pixels_err.value.kind == header_err.value.kind, (cut, pixels_err.value.reason)
+        assert str(path) in pixels_err.value.reason
+        kinds.add(pixels_err.value.kind)
+        if cut in (152, 200) or 900 <= cut <= 976:  # inside the header of an MR image object
+            assert pixels_err.value.kind == dicom.TRUNCATED, (cut, pixels_err.value.reason)
+    assert dicom.TRUNCATED in kinds and kinds <= {dicom.NOT_DICOM, dicom.TRUNCATED, dicom.NO_PIXELS}
+
+
+def test_a_complete_file_without_pixel_data_is_no_pixel_data(tmp_path):
+    ds = pydicom.dcmread(write_slice(tmp_path / "x.dcm"))
+    del ds.PixelData
+    ds.save_as(tmp_path / "x.dcm")
+    for read in (dicom.read_header, dicom.read_pixels):
+        with pytest.raises(dicom.DicomReadError) as err:
+            read(tmp_path / "x.dcm")
+        assert err.value.kind == dicom.NO_PIXELS
+
+
+def test_read_series_can_skip_an_unreadable_file(tmp_path, caplog):
+    paths = [write_slice(tmp_path / f"{i}.dcm", instance=i, ipp=(-4.0 * i, 0, 0)) for i in (1, 2, 3)]
+    paths[1].write_bytes(paths[1].read_bytes()[:152])
+    with pytest.raises(dicom.DicomReadError, match="2.dcm"):
+        dicom.read_series(paths)
+    series = dicom.read_series(paths, skip_unreadable=True)
+    assert [h.instance_number for h in series.headers] == [1, 3] and series.geometry_ok
+    assert any("2.dcm" in r.message and "slice skipped" in r.message for r in caplog.records)
 
 
 def test_read_header_empty_and_not_dicom(tmp_path):

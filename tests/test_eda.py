@@ -318,6 +318,41 @@ def test_example_study_without_images_is_a_clear_error(csvs, tmp_path):
         stage.run(index, tmp_path, tmp_path / "r", tmp_path / "m.json", example_study=999)
 
 
+def _cli(argv, capsys) -> tuple[int, str]:
+    from lsdc import cli
+
+    rc = cli.main(argv)
+    return rc, capsys.readouterr().err
+
+
+def test_cli_eda_user_errors_are_one_line_rc_2_and_open_no_mlflow_run(full_report, tmp_path, monkeypatch,
+                                                                        capsys):
+    """Issue 16.4: a bad example study or a missing index folder end with one line and rc 2,
+    and the MLflow store is not touched (inputs are checked before a run is opened)."""
+    base, _, _ = full_report
+    db = tmp_path / "mlflow.db"
+    monkeypatch.setenv("LSDC_TRACKING_URI", f"sqlite:///{db}")
+    common = ["--set", f"data.root={base / 'root'}", "--out-dir", str(tmp_path / "report"),
+              "--metrics", str(tmp_path / "eda.json")]
+    rc, err = _cli(["eda", *common, "--set", "eda.example_study=999", "--index-dir", str(base / "index")], capsys)
+    assert rc == 2 and err.startswith("lsdc eda: ") and "eda.example_study=999" in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    rc, err = _cli(["eda", *common, "--index-dir", str(tmp_path / "no_index")], capsys)
+    assert rc == 2 and err.strip() == f"lsdc eda: {tmp_path / 'no_index'}: index folder not found; run `lsdc ingest` first"
+    assert not db.exists() and not (tmp_path / "eda.json").exists() and not (tmp_path / "report").exists()
+
+
+def test_cli_eda_no_tracking_writes_the_report_without_mlflow(full_report, tmp_path, monkeypatch, capsys):
+    base, head, _ = full_report
+    db = tmp_path / "mlflow.db"
+    monkeypatch.setenv("LSDC_TRACKING_URI", f"sqlite:///{db}")
+    rc, _ = _cli(["eda", "--no-tracking", "--set", f"data.root={base / 'root'}", "--set",
+                  "eda.max_scatter_points=40", "--index-dir", str(base / "index"), "--out-dir",
+                  str(tmp_path / "report"), "--metrics", str(tmp_path / "eda.json")], capsys)
+    assert rc == 0 and not db.exists() and (tmp_path / "report" / stage.REPORT_FILE).is_file()
+    assert json.loads((tmp_path / "eda.json").read_text())["studies"] == head["studies"]
+
+
 # ---------- the CLI entry point with MLflow ----------
 
 @pytest.mark.slow

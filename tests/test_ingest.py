@@ -16,6 +16,7 @@ from pydicom.data import get_testdata_file
 from lsdc import headline, schema
 from lsdc.ingest import NotRsnaRootError, build_index
 from lsdc.ingest import problems as pk
+from lsdc.ingest.build import index_metrics
 from tests.rsna_layout import PLANE_SHAPES, make_root, series_dir, write_slice
 
 TRAIN, TEST = (1001, 1002), (2001,)
@@ -150,6 +151,49 @@ def test_truncated_empty_and_non_dicom_files(root):
     assert index.series.set_index("series_id").loc[10011, "n_instances"] == 1
 
 
+def test_a_file_cut_inside_its_header_is_truncated_not_no_pixel_data(root):
+    """Issue 16.6: cut to 200 bytes (inside the file meta of an MR image object)."""
+    d = series_dir(root, 1001, "sag_t1")
+    (d / "1.dcm").write_bytes((d / "1.dcm").read_bytes()[:200])
+    index = ingest(root)
+    row = only(index, pk.TRUNCATED).iloc[0]
+    assert row["path"] == "train_images/1001/10010/1.dcm" and "MR Image Storage" in row["reason"]
+    assert "train_images/1001/10010/1.dcm" in row["reason"]
+
+
+def test_study_in_the_series_csv_and_on_disk_but_not_in_train_csv(root):
+    """Issue 16.2: its labels cannot appear, but the study must not vanish silently."""
+    frame = pd.read_csv(root / schema.TRAIN_CSV, dtype=str, keep_default_na=False)
+    frame[frame["study_id"] != "1002"].to_csv(root / schema.TRAIN_CSV, index=False)
+    index = ingest(root)
+    row = only(index, pk.STUDY_NOT_IN_LABELS).iloc[0]
+    assert row["study_id"] == 1002 and row["path"] == "train_images/1002"
+    assert "no row in train.csv" in row["reason"] and "train_images/1002/" in row["reason"]
+    assert len(index.labels) == 25 and set(index.labels["study_id"]) == {1001}
+    s = index.studies.set_index("study_id")
+    assert s.loc[1002, "split"] == "train" and s.loc[1002, "n_problems"] == 1
+
+
+def test_header_only_train_csv_is_reported_once(root):
+    """Issue 16.3: a train.csv with its header and no row gives one empty_csv row (the run
+    goes on: the images and coordinates are still indexed, e.g. for inference)."""
+    header = (root / schema.TRAIN_CSV).read_text().splitlines()[0]
+    (root / schema.TRAIN_CSV).write_text(header + "\n")
+    index = ingest(root)
+    row = only(index, pk.EMPTY_CSV).iloc[0]
+    assert row["path"] == schema.TRAIN_CSV and "header but no data rows" in row["reason"]
+    assert index.labels.empty and len(index.instances) == (len(TRAIN) + len(TEST)) * 3 * N_SLICES
+    assert index_metrics(index)["quarantine"][pk.EMPTY_CSV] == 1
+
+
+def test_header_only_coordinates_csv_is_reported(root):
+    header = (root / schema.COORDS_CSV).read_text().splitlines()[0]
+    (root / schema.COORDS_CSV).write_text(header + "\n")
+    index = ingest(root)
+    assert only(index, pk.EMPTY_CSV)["path"].tolist() == [schema.COORDS_CSV]
+    assert index.coords.empty and len(index.labels) == 50
+
+
 def test_bad_and_path_like_ids_never_escape_the_root(root, tmp_path):
     outside = tmp_path / "outside"
     outside.mkdir()
@@ -219,13 +263,18 @@ def test_mixed_shapes_series(root):
     assert_complete(index)
 
 
-def test_missing_thickness_is_fine_missing_ipp_falls_back(root):
+def test_missing_thickness_is_fine_a_series_without_ipp_falls_back(root):
     d = series_dir(root, 1002, "sag_t1")
-    write_slice(d / "1.dcm", instance=1, ipp=(-2.0, -10.0, 20.0), thickness=None)
+    write_slice(d / "1.dcm", instance=1, ipp=None, thickness=None)
     write_slice(d / "2.dcm", instance=2, ipp=None)
+    write_slice(d / "3.dcm", instance=3, ipp=None)
     index = ingest(root)
-    row = only(index, pk.MISSING_GEOMETRY).iloc[0]
-    assert row["series_id"] == 10020 and "ImagePositionPatient" in row["reason"] and "2.dcm" in row["reason"]
+    q = index.quarantine
+    row = q[q["kind"] == pk.MISSING_GEOMETRY].iloc[0]
+    assert row["series_id"] == 10020 and "3 of 3 files lack ImagePositionPatient (1.dcm, 2.dcm, 3.dcm)" in row["reason"]
+    assert "ordered by instance number" in row["reason"]
+    # the 10 foramina of study 1002 sit on its instance 2: pixel annotation kept, no patient position
+    assert q["kind"].value_counts().to_dict() == {pk.MISSING_GEOMETRY: 1, pk.COORD_NO_GEOMETRY: 10}
     inst = index.instances[index.instances["series_id"] == 10020].sort_values("instance_number")
     assert not inst["geometry_ok"].any()
     assert inst["normal_pos"].tolist() == [1.0, 2.0, 3.0] and inst["spatial_rank"].tolist() == [0, 1, 2]
@@ -234,12 +283,40 @@ def test_missing_thickness_is_fine_missing_ipp_falls_back(root):
     assert_complete(index)
 
 
-def test_duplicate_slice_positions(root):
+def test_one_file_without_geometry_stays_a_one_file_problem(root):
+    """Issue 16.7: one file of a series lacking IPP must not flip the others' spatial ranks
+    nor their geometry_ok; its coordinates are flagged (no patient position)."""
+    d = series_dir(root, 1001, "ax_t2")  # instance numbers run against space: 3, 2, 1
+    clean = ingest(root).instances
+    write_slice(d / "2.dcm", rows=24, cols=32, instance=2, ipp=None, iop=(1, 0, 0, 0, 1, 0),
+                description="Axial T2")
+    index = ingest(root)
+    q = index.quarantine
+    assert q["kind"].value_counts().to_dict() == {pk.MISSING_GEOMETRY: 1, pk.COORD_NO_GEOMETRY: 10}
+    row = q[q["kind"] == pk.MISSING_GEOMETRY].iloc[0]
+    assert row["series_id"] == 10012 and "1 of 3 files lack ImagePositionPatient (2.dcm)" in row["reason"]
+    inst = index.instances[index.instances["series_id"] == 10012].set_index("instance_number")
+    before = clean[clean["series_id"] == 10012].set_index("instance_number")
+    assert inst["spatial_rank"].to_dict() == before["spatial_rank"].to_dict() == {3: 0, 2: 1, 1: 2}
+    assert inst["geometry_ok"].to_dict() == {3: True, 2: False, 1: True}
+    assert inst.loc[1, "normal_pos"] == before.loc[1, "normal_pos"]
+    assert inst.loc[2, "normal_pos"] == pytest.approx(before.loc[2, "normal_pos"])  # placed between
+    c = index.coords
+    on_it = (c["series_id"] == 10012) & (c["instance_number"] == 2)
+    assert on_it.sum() == 10 and not c.loc[on_it, "geometry_ok"].any() and c.loc[on_it, "px"].isna().all()
+    assert c.loc[~on_it, "geometry_ok"].all() and c["in_image"].all()  # the pixel x, y stay valid
+    no_geo = q[q["kind"] == pk.COORD_NO_GEOMETRY]
+    assert (no_geo["path"] == "train_images/1001/10012/2.dcm").all()
+    assert_complete(index)
+
+
+def test_duplicate_slice_positions_name_the_files(root):
     d = series_dir(root, 1001, "sag_t1")
     write_slice(d / "1.dcm", instance=1, ipp=(-6.0, -10.0, 20.0))  # same IPP as instance 2
     index = ingest(root)
     row = only(index, pk.DUPLICATE_POSITION).iloc[0]
     assert row["series_id"] == 10010 and row["path"] == "train_images/1001/10010"
+    assert "(2.dcm = 1.dcm)" in row["reason"] or "(1.dcm = 2.dcm)" in row["reason"]
     assert_complete(index)
 
 
@@ -299,11 +376,14 @@ def test_real_world_files_read_and_unreadable_quarantined(root):
         shutil.copy(get_testdata_file(name), d / f"{i}.dcm")
     index = ingest(root)
     q = index.quarantine
-    # MR_small* carry InstanceNumber 1 (files 2, 3 differ from it), emri files hold 10 frames,
-    # carry InstanceNumber 1 and no geometry: the series falls back to instance-number order
+    # MR_small* carry InstanceNumber 1 (files 2, 3 differ from it) and one same IPP; emri files
+    # hold 10 frames, carry InstanceNumber 1 and no geometry: those three are placed by instance
+    # number, the three MR_small keep their (shared) position
     assert q["kind"].value_counts().to_dict() == {
         pk.TRUNCATED: 1, pk.NOT_DICOM: 1, pk.MULTI_FRAME: 3, pk.INSTANCE_MISMATCH: 5,
-        pk.MISSING_GEOMETRY: 1}
+        pk.MISSING_GEOMETRY: 1, pk.DUPLICATE_POSITION: 1}
+    assert "(1.dcm = 2.dcm = 3.dcm)" in q.loc[q["kind"] == pk.DUPLICATE_POSITION, "reason"].item()
+    assert "3 of 6 files lack" in q.loc[q["kind"] == pk.MISSING_GEOMETRY, "reason"].item()
     assert q.loc[q["kind"] == pk.TRUNCATED, "path"].item().endswith("/7.dcm")
     inst = index.instances[index.instances["series_id"] == 20010].sort_values("instance_number")
     assert inst["instance_number"].tolist() == [1, 2, 3, 4, 5, 6]

@@ -3,7 +3,9 @@
 A stage module defines `main(params, args) -> int` and, optionally,
 `add_arguments(parser)`. Modules are imported only when their command runs, so a
 broken or slow import of one stage never affects another. `--help` of a stage lists
-the params.yaml keys it reads, with their current values and comments.
+the params.yaml keys it reads, with their current values and comments. An error in
+the user's input (lsdc.errors.UserError, FileNotFoundError, ValueError) ends the command
+with one line on stderr and exit code 2.
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ from typing import Any
 import yaml
 
 from lsdc import params as params_mod
+from lsdc.errors import UserError
+
+log = logging.getLogger(__name__)
 
 # command -> (module, params.yaml sections it reads, one-line help)
 COMMANDS: dict[str, tuple[str, tuple[str, ...], str]] = {
@@ -126,7 +131,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"lsdc {args.command}: {e}", file=sys.stderr)
         return 2
     mod = importlib.import_module(args._module)
-    return int(mod.main(params, args) or 0)
+    try:
+        return int(mod.main(params, args) or 0)
+    except (UserError, FileNotFoundError, ValueError) as e:  # the user's input: one line, rc 2
+        log.debug("lsdc %s failed", args.command, exc_info=True)
+        message = " ".join(str(e).split())
+        print(f"lsdc {args.command}: {message}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

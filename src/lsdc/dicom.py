@@ -15,7 +15,9 @@ Typical use::
 
 from __future__ import annotations
 
+import io
 import logging
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -268,51 +270,93 @@ def _expected_native_bytes(header: SliceHeader, ds: pydicom.Dataset) -> int:
     return header.rows * header.cols * samples * header.n_frames * ((bits + 7) // 8)
 
 
-def read_header(path: str | Path) -> SliceHeader:
-    """Read one file's header without decoding pixels.
-
-    Raises DicomReadError (kind EMPTY_FILE, NOT_DICOM, TRUNCATED or NO_PIXELS) with a
-    reason naming the file when it cannot serve as an image slice. Truncation is
-    detected cheaply from the file size (native pixel data shorter than
-    Rows x Columns x frames, or encapsulated data missing its closing delimiter).
-    """
-    path = Path(path)
+def _file_size(path: Path) -> int:
     try:
         size = path.stat().st_size
     except OSError as e:
         raise DicomReadError(path, NOT_DICOM, f"{path}: cannot open ({e.strerror})") from None
     if size == 0:
         raise DicomReadError(path, EMPTY_FILE, f"{path}: file is empty (0 bytes)")
+    return size
+
+
+def _sop_class(ds: pydicom.Dataset) -> UID | None:
+    """SOPClassUID, else the file meta MediaStorageSOPClassUID (raw bytes tolerated)."""
+    for owner, tag in ((ds, 0x00080016), (getattr(ds, "file_meta", None), 0x00020002)):
+        elem = owner.get_item(tag) if owner is not None else None
+        value = elem.value if elem is not None else None
+        if isinstance(value, bytes):
+            value = value.decode("ascii", "replace")
+        if value and str(value).strip(" \x00"):
+            return UID(str(value).strip(" \x00"))
+    return None
+
+
+def _no_dimensions(ds: pydicom.Dataset, path: Path, at_end: bool) -> DicomReadError:
+    """Rows/Columns missing: a file cut short inside its header (it ends there and is an
+    image object, or holds nothing beyond the file meta), else a non-image object."""
+    sop = _sop_class(ds)
+    is_image = sop is not None and "Image Storage" in sop.name
+    if at_end and (is_image or len(ds) == 0):
+        what = f"a {sop.name}" if is_image else "a DICOM file"
+        return DicomReadError(path, TRUNCATED, f"{path}: truncated: {what} that ends inside its "
+                              "header, before Rows/Columns and the pixel data (file cut short)")
+    return DicomReadError(path, NO_PIXELS, f"{path}: no image in this DICOM file (no Rows/Columns: "
+                          "not an image object)")
+
+
+def _checked_header(fp, path: Path, size: int) -> SliceHeader:
+    """Parse the header from ``fp`` (at offset 0) and check the pixel data is all there."""
+    ds = pydicom.dcmread(fp, stop_before_pixels=True)
+    pixel_offset = fp.tell()
+    if _int(ds, "Rows") is None or _int(ds, "Columns") is None:
+        raise _no_dimensions(ds, path, at_end=pixel_offset >= size)
+    header = header_from_dataset(ds, path)
+    remaining = size - pixel_offset
+    tsyntax = _transfer_syntax(ds)
+    element_header = 8 if tsyntax is not None and tsyntax.is_implicit_VR else _PIXEL_ELEMENT_HEADER
+    if remaining <= element_header:
+        raise DicomReadError(path, NO_PIXELS if remaining == 0 else TRUNCATED,
+                             f"{path}: no pixel data after the header ({remaining} bytes "
+                             "left: cut short, or not an image object)")
+    if tsyntax is not None and tsyntax.is_encapsulated:
+        _check_encapsulated_end(fp, path, size, pixel_offset)
+    else:
+        expected = _expected_native_bytes(header, ds)
+        if remaining - element_header < expected:
+            raise DicomReadError(path, TRUNCATED, f"{path}: truncated: pixel data holds "
+                                 f"{remaining - element_header} of {expected} bytes")
+    return header
+
+
+def _as_read_error(path: Path, e: Exception) -> DicomReadError:
+    """Any exception pydicom raised while parsing ``path`` as a DicomReadError naming it."""
+    if isinstance(e, DicomReadError):
+        return e
+    if isinstance(e, pydicom.errors.InvalidDicomError):
+        return DicomReadError(path, NOT_DICOM, f"{path}: not a DICOM file ({e})")
+    # pydicom raises many types on damaged headers (struct.error, EOFError, ValueError,
+    # KeyError, ...): the file is cut short or corrupt; name the file and the cause
+    return DicomReadError(path, TRUNCATED, f"{path}: unreadable or truncated header "
+                          f"({type(e).__name__}: {e})")
+
+
+def read_header(path: str | Path) -> SliceHeader:
+    """Read one file's header without decoding pixels.
+
+    Raises DicomReadError (kind EMPTY_FILE, NOT_DICOM, TRUNCATED or NO_PIXELS) with a
+    reason naming the file when it cannot serve as an image slice. Truncation is
+    detected cheaply from the file size (native pixel data shorter than
+    Rows x Columns x frames, encapsulated data missing its closing delimiter, or an
+    image object that ends before its Rows/Columns).
+    """
+    path = Path(path)
+    size = _file_size(path)
     try:
         with open(path, "rb") as fp:
-            ds = pydicom.dcmread(fp, stop_before_pixels=True)
-            pixel_offset = fp.tell()
-            if _int(ds, "Rows") is None or _int(ds, "Columns") is None:
-                raise DicomReadError(path, NO_PIXELS, f"{path}: no image in this DICOM file (no Rows/Columns: "
-                                     "cut short, or not an image object)")
-            header = header_from_dataset(ds, path)
-            remaining = size - pixel_offset
-            tsyntax = _transfer_syntax(ds)
-            element_header = 8 if tsyntax is not None and tsyntax.is_implicit_VR else _PIXEL_ELEMENT_HEADER
-            if remaining <= element_header:
-                raise DicomReadError(path, NO_PIXELS if remaining == 0 else TRUNCATED,
-                                     f"{path}: no pixel data after the header ({remaining} bytes "
-                                     "left: cut short, or not an image object)")
-            if tsyntax is not None and tsyntax.is_encapsulated:
-                _check_encapsulated_end(fp, path, size, pixel_offset)
-            else:
-                expected = _expected_native_bytes(header, ds)
-                if remaining - element_header < expected:
-                    raise DicomReadError(path, TRUNCATED, f"{path}: truncated: pixel data holds "
-                                         f"{remaining - element_header} of {expected} bytes")
-    except DicomReadError:
-        raise
-    except pydicom.errors.InvalidDicomError as e:
-        raise DicomReadError(path, NOT_DICOM, f"{path}: not a DICOM file ({e})") from None
-    except Exception as e:  # pydicom raises many types on damaged headers; name file and cause
-        raise DicomReadError(path, TRUNCATED, f"{path}: unreadable or truncated header "
-                             f"({type(e).__name__}: {e})") from None
-    return header
+            return _checked_header(fp, path, size)
+    except Exception as e:
+        raise _as_read_error(path, e) from None
 
 
 def _check_encapsulated_end(fp, path: Path, size: int, pixel_offset: int) -> None:
@@ -352,19 +396,53 @@ def series_normal(iops: Sequence[Sequence[float]]) -> np.ndarray:
     return mean / np.linalg.norm(mean)
 
 
-def series_positions(headers: Sequence[SliceHeader]) -> tuple[np.ndarray, bool]:
-    """Positions of a series' slices for sorting, and whether they come from geometry.
+def _interpolate(x_known: np.ndarray, y_known: np.ndarray, x_new: np.ndarray) -> np.ndarray:
+    """Piecewise-linear y(x) through the known points (mean y per repeated x), extended
+    past either end along its end segment."""
+    ux, inverse = np.unique(x_known, return_inverse=True)
+    uy = np.bincount(inverse, weights=y_known) / np.bincount(inverse)
+    out = np.interp(x_new, ux, uy)
+    if len(ux) >= 2:
+        lo = (uy[1] - uy[0]) / (ux[1] - ux[0])
+        hi = (uy[-1] - uy[-2]) / (ux[-1] - ux[-2])
+        out = np.where(x_new < ux[0], uy[0] + (x_new - ux[0]) * lo, out)
+        out = np.where(x_new > ux[-1], uy[-1] + (x_new - ux[-1]) * hi, out)
+    return out
 
-    With IPP and IOP on every slice: IPP . series_normal (mm). Otherwise: the
-    instance numbers (file order when those are missing too), geometry flag False.
+
+def slice_positions(headers: Sequence[SliceHeader], numbers: Sequence[float] | None = None
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of a series' slices for sorting, and per slice whether its position comes
+    from its own geometry.
+
+    Slices with IPP and IOP: IPP . series_normal (mm). A slice lacking them, in a series
+    where at least two slices (with distinct numbers) have them, is placed between those
+    by its number (``numbers``, default the instance numbers): interpolated along the
+    geometric slices' positions, so one bad file does not reorder the rest. With fewer
+    than two geometric slices every position is the number (file order when missing) and
+    no slice counts as geometric.
     """
-    if headers and all(h.geometry is not None for h in headers):
+    n = len(headers)
+    if numbers is None:
+        numbers = [h.instance_number if h.instance_number is not None else i for i, h in enumerate(headers)]
+    numbers = np.asarray(numbers, dtype=float)
+    has = np.array([h.geometry is not None for h in headers], dtype=bool)
+    if n and has.all():
         normal = series_normal([h.iop for h in headers])
-        return np.array([np.dot(h.ipp, normal) for h in headers], dtype=float), True
-    numbers = [h.instance_number for h in headers]
-    if all(n is not None for n in numbers):
-        return np.array(numbers, dtype=float), False
-    return np.arange(len(headers), dtype=float), False
+        return np.array([np.dot(h.ipp, normal) for h in headers], dtype=float), has
+    if has.sum() >= 2 and len(np.unique(numbers[has])) >= 2:
+        normal = series_normal([h.iop for h, ok in zip(headers, has) if ok])
+        positions = np.full(n, np.nan)
+        positions[has] = [np.dot(h.ipp, normal) for h, ok in zip(headers, has) if ok]
+        positions[~has] = _interpolate(numbers[has], positions[has], numbers[~has])
+        return positions, has
+    return numbers.copy(), np.zeros(n, dtype=bool)
+
+
+def series_positions(headers: Sequence[SliceHeader]) -> tuple[np.ndarray, bool]:
+    """slice_positions, with one flag: True when every slice's position is from geometry."""
+    positions, has = slice_positions(headers)
+    return positions, bool(len(has) and has.all())
 
 
 def spatial_ranks(positions: Sequence[float], instance_numbers: Sequence[float] | None = None) -> np.ndarray:
@@ -385,10 +463,28 @@ def sort_slices(headers: Sequence[SliceHeader]) -> list[int]:
     return list(np.argsort(ranks))
 
 
+def duplicate_groups(positions: Sequence[float], tolerance: float = _POSITION_TOLERANCE_MM) -> list[list[int]]:
+    """Indices of slices sharing a position (within ``tolerance`` mm), one list per group
+    of two or more, each in position order."""
+    p = np.asarray(positions, dtype=float)
+    order = np.argsort(p, kind="stable")
+    groups: list[list[int]] = []
+    current = [int(order[0])] if len(order) else []
+    for prev, i in zip(order[:-1], order[1:]):
+        if p[i] - p[prev] <= tolerance:
+            current.append(int(i))
+        else:
+            if len(current) > 1:
+                groups.append(current)
+            current = [int(i)]
+    if len(current) > 1:
+        groups.append(current)
+    return groups
+
+
 def duplicate_positions(positions: Sequence[float], tolerance: float = _POSITION_TOLERANCE_MM) -> int:
     """How many slices share a position with an earlier slice (within ``tolerance`` mm)."""
-    p = np.sort(np.asarray(positions, dtype=float))
-    return int(np.sum(np.diff(p) <= tolerance)) if len(p) > 1 else 0
+    return sum(len(g) - 1 for g in duplicate_groups(positions, tolerance))
 
 
 def nearest_slice(geometries: Sequence[SliceGeometry | None], point: Sequence[float]
@@ -453,17 +549,46 @@ def decode_pixels(ds: pydicom.Dataset, path: str | Path = "") -> np.ndarray:
     return out
 
 
+def _check_read(ds: pydicom.Dataset, data: bytes, path: Path) -> None:
+    """read_header's checks on a fully read dataset (no second parse): the same kinds."""
+    if _int(ds, "Rows") is None or _int(ds, "Columns") is None:
+        raise _no_dimensions(ds, path, at_end="PixelData" not in ds)
+    elem = ds.get_item(0x7FE00010)
+    if elem is None:
+        raise DicomReadError(path, NO_PIXELS, f"{path}: no pixel data after the header "
+                             "(cut short, or not an image object)")
+    tsyntax = _transfer_syntax(ds)
+    if tsyntax is not None and tsyntax.is_encapsulated:
+        if data.find(_ENCAPSULATED_END, getattr(elem, "value_tell", 0) or 0) < 0:
+            raise DicomReadError(path, TRUNCATED, f"{path}: truncated: compressed pixel data has no "
+                                 "end delimiter (file cut short)")
+        return
+    expected = _expected_native_bytes(header_from_dataset(ds, path), ds)
+    held = len(elem.value or b"")
+    if held < expected:
+        raise DicomReadError(path, TRUNCATED, f"{path}: truncated: pixel data holds {held} of "
+                             f"{expected} bytes")
+
+
 def read_pixels(path: str | Path) -> tuple[SliceHeader, np.ndarray]:
-    """Read one file fully (decoding once): its header and float32 pixels."""
+    """Read one file fully (decoding once): its header and float32 pixels.
+
+    A damaged file raises DicomReadError of the kind read_header (and so ingest) gives
+    it, never a pydicom exception; pixel data that fails to decode raises UNDECODABLE.
+    """
+    path = Path(path)
+    size = _file_size(path)
     try:
-        ds = pydicom.dcmread(path)
-    except pydicom.errors.InvalidDicomError as e:
-        raise DicomReadError(path, NOT_DICOM, f"{path}: not a DICOM file ({e})") from None
-    except (EOFError, OSError, ValueError) as e:
-        raise DicomReadError(path, TRUNCATED, f"{path}: unreadable ({type(e).__name__}: {e})") from None
-    if "PixelData" not in ds:
-        raise DicomReadError(path, NO_PIXELS, f"{path}: no pixel data")
-    return header_from_dataset(ds, path), decode_pixels(ds, path)
+        with open(path, "rb") as fp:
+            data = fp.read(size)
+        with warnings.catch_warnings():  # pydicom warns on a cut file; the check below names it
+            warnings.simplefilter("ignore", UserWarning)
+            ds = pydicom.dcmread(io.BytesIO(data))
+        _check_read(ds, data, path)
+        header = header_from_dataset(ds, path)
+    except Exception as e:
+        raise _as_read_error(path, e) from None
+    return header, decode_pixels(ds, path)
 
 
 @dataclass
@@ -473,7 +598,7 @@ class SeriesPixels:
     headers: list[SliceHeader]  # one per slice (a multi-frame file's header repeats)
     slices: list[np.ndarray]  # float32 (rows, cols) each; shapes may differ within a series
     positions: np.ndarray  # sort key per slice (mm along the series normal, or instance number)
-    geometry_ok: bool  # positions come from IPP/IOP (False: instance-number order)
+    geometry_ok: bool  # every position from IPP/IOP (False: some or all placed by instance number)
     shapes: list[tuple[int, int]] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -496,16 +621,23 @@ class SeriesPixels:
         return np.stack(self.slices)
 
 
-def read_series(paths: Sequence[str | Path], sort: bool = True) -> SeriesPixels:
+def read_series(paths: Sequence[str | Path], sort: bool = True, skip_unreadable: bool = False) -> SeriesPixels:
     """Decode every file of a series exactly once and return its slices in spatial order.
 
-    Sorting uses IPP projected on the series normal (series_positions), falling back
-    to instance numbers when geometry is missing. Raises DicomReadError for a bad file.
+    Sorting uses IPP projected on the series normal (series_positions), placing files
+    without geometry by instance number. Raises DicomReadError for a bad file, or with
+    ``skip_unreadable`` logs a warning naming it and goes on without it.
     """
     headers: list[SliceHeader] = []
     slices: list[np.ndarray] = []
     for path in paths:
-        header, pixels = read_pixels(path)
+        try:
+            header, pixels = read_pixels(path)
+        except DicomReadError as e:
+            if not skip_unreadable:
+                raise
+            log.warning("%s; slice skipped", e.reason)
+            continue
         frames = pixels if pixels.ndim == 3 else pixels[None]
         headers.extend([header] * len(frames))
         slices.extend(list(frames))
@@ -547,6 +679,6 @@ __all__ = [
     "DicomReadError", "SliceGeometry", "SliceHeader", "SeriesPixels",
     "EMPTY_FILE", "NOT_DICOM", "TRUNCATED", "NO_PIXELS", "UNDECODABLE",
     "read_header", "header_from_dataset", "slice_normal", "normal_position", "series_normal",
-    "series_positions", "spatial_ranks", "sort_slices", "duplicate_positions", "nearest_slice",
+    "series_positions", "slice_positions", "spatial_ranks", "sort_slices", "duplicate_positions", "duplicate_groups", "nearest_slice",
     "decode_pixels", "read_pixels", "read_series", "series_files", "normalise_uint8",
 ]

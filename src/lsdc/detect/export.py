@@ -71,7 +71,7 @@ def _resize(img: np.ndarray, imgsz: int) -> np.ndarray:
 def _export_series(task: dict) -> list[str]:
     """Read one series, window it, write its annotated slices; return the stems written."""
     paths = [Path(task["root"]) / p for p in task["paths"]]
-    series = dicom.read_series(paths, sort=False)
+    series = dicom.read_series(paths, sort=False, skip_unreadable=True)  # a damaged file: warned, skipped
     images = dicom.normalise_uint8(series.slices)
     by_instance = {h.instance_number: img for h, img in zip(series.headers, images)}
     out, written = Path(task["out"]), []

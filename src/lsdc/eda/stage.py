@@ -7,7 +7,7 @@ import json
 import logging
 from pathlib import Path
 
-from lsdc import headline, index, tracking
+from lsdc import headline, index
 from lsdc.eda import examples, findings, sections, stats
 from lsdc.eda import report as report_mod
 from lsdc.index import IndexTables
@@ -24,6 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--index-dir", type=Path, default=INDEX_DIR, help="ingest index tables")
     parser.add_argument("--out-dir", type=Path, default=REPORT_DIR, help="report folder")
     parser.add_argument("--metrics", type=Path, default=METRICS_FILE, help="headline counts JSON")
+    parser.add_argument("--no-tracking", action="store_true", help="do not log to MLflow")
 
 
 def _clear(out_dir: Path) -> None:
@@ -33,12 +34,17 @@ def _clear(out_dir: Path) -> None:
             old.unlink(missing_ok=True)
 
 
+def check_inputs(tables: IndexTables, example_study: int | None) -> None:
+    """ValueError naming the problem when the report cannot be drawn from these inputs."""
+    if example_study is not None and tables.has_images:
+        examples.choose_study(tables.instances, tables.coords, example_study)
+
+
 def run(tables: IndexTables, data_root: Path, out_dir: Path, metrics_path: Path,
         example_study: int | None = None, max_scatter_points: int = 20000,
         seed: int = 0) -> dict:
     """Write the report and the metrics JSON; return the headline counts."""
-    if example_study is not None and tables.has_images:
-        examples.choose_study(tables.instances, tables.coords, example_study)  # fail before drawing
+    check_inputs(tables, example_study)  # fail before drawing
     _clear(out_dir)
     head = stats.headline(tables.studies, tables.series, tables.labels, tables.coords)
     summary = findings.summary(tables, head)
@@ -59,13 +65,19 @@ def main(params: Params, args: argparse.Namespace) -> int:
     out_dir = getattr(args, "out_dir", REPORT_DIR)
     metrics_path = getattr(args, "metrics", METRICS_FILE)
     tables = index.load(index_dir)
-    with tracking.stage_run("eda", params):
-        head = run(tables, Path(params.data.root), out_dir, metrics_path,
-                   params.eda.example_study, params.eda.max_scatter_points, params.seed)
-        tracking.log_metrics(head)
-        tracking.log_artifact(out_dir)
-        tracking.log_artifact(metrics_path)
-        tracking.log_artifact(headline.details_path(metrics_path))
+    check_inputs(tables, params.eda.example_study)  # before a tracking run is opened
+    options = (params.eda.example_study, params.eda.max_scatter_points, params.seed)
+    if args.no_tracking:
+        head = run(tables, Path(params.data.root), out_dir, metrics_path, *options)
+    else:
+        from lsdc import tracking
+
+        with tracking.stage_run("eda", params):
+            head = run(tables, Path(params.data.root), out_dir, metrics_path, *options)
+            tracking.log_metrics(head)
+            tracking.log_artifact(out_dir)
+            tracking.log_artifact(metrics_path)
+            tracking.log_artifact(headline.details_path(metrics_path))
     print(f"EDA report: {out_dir / REPORT_FILE}")
     print(json.dumps({k: head[k] for k in ("studies", "label_cells", "coord_rows")}))
     return 0

@@ -40,7 +40,7 @@ STUDY_COLUMNS: tuple[str, ...] = (
 )
 COORD_COLUMNS: tuple[str, ...] = (
     *schema.COORDS_COLUMNS, "plane", "rows", "cols", "pixel_spacing_row", "pixel_spacing_col",
-    "px", "py", "pz", "in_image", "near_origin", "severity_code",
+    "px", "py", "pz", "in_image", "near_origin", "severity_code", "geometry_ok",
 )
 
 
@@ -73,6 +73,7 @@ def build_index(root: Path, workers: int = 0, near_origin_px: float = 10.0,
                                         "mixed_shapes", "pixel_spacing_row", "pixel_spacing_col"])
     disk_studies = {s: {t.study_id for t in tasks if t.split == s} for s in SPLITS}
     series = _series_table(series_csv, disk_series, csv_studies, disk_studies, problems)
+    _unlabelled_studies(root, labels, csv_studies["train"], disk_studies["train"], problems)
     coords = _coords_table(coords, series, instances, labels, disk_studies["train"], near_origin_px, problems)
     quarantine = problems.table()
     studies = _studies_table(csv_studies, disk_studies, series, labels, coords, quarantine)
@@ -154,6 +155,20 @@ def _series_table(series_csv: pd.DataFrame, disk: pd.DataFrame, csv_studies: dic
     return merged[list(SERIES_COLUMNS)].sort_values(["study_id", "series_id"]).reset_index(drop=True)
 
 
+def _unlabelled_studies(root: Path, labels: pd.DataFrame, csv_train: set[int], disk_train: set[int],
+                        problems: Problems) -> None:
+    """A train study (series CSV or coordinates CSV) without a train.csv row:
+    one row each, unless train.csv is absent (test-only root) or holds no row at all
+    (reported once as empty_csv)."""
+    if labels.empty:
+        return
+    for study in sorted(csv_train - set(labels["study_id"])):
+        where = f"{IMAGES_DIR['train']}/{study}" if study in disk_train else None
+        problems.add(pk.STUDY_NOT_IN_LABELS, f"train study {study} is listed in the CSVs"
+                     f"{' and has images in ' + where + '/' if where else ''} but has no row in "
+                     f"{schema.TRAIN_CSV}; it has no labels", path=where or schema.TRAIN_CSV, study_id=study)
+
+
 def _coords_table(coords: pd.DataFrame, series: pd.DataFrame, instances: pd.DataFrame,
                   labels: pd.DataFrame, disk_train: set[int], near_origin_px: float,
                   problems: Problems) -> pd.DataFrame:
@@ -177,6 +192,7 @@ def _coords_table(coords: pd.DataFrame, series: pd.DataFrame, instances: pd.Data
     rows, cols = out["rows"].to_numpy(float), out["cols"].to_numpy(float)
     out["in_image"] = has_instance & (x >= 0) & (y >= 0) & (x < cols) & (y < rows)
     out["near_origin"] = np.hypot(x, y) < near_origin_px
+    out["geometry_ok"] = has_instance & np.isfinite(patient).all(axis=1)
     for row in out.itertuples():
         where = f"{schema.COORDS_CSV}: study {row.study_id} series {row.series_id} instance " \
                 f"{row.instance_number} {row.condition} {row.level}"
@@ -192,6 +208,10 @@ def _coords_table(coords: pd.DataFrame, series: pd.DataFrame, instances: pd.Data
         elif row.instance_match == "both" and not row.in_image:
             problems.add(pk.COORD_OUTSIDE_IMAGE, f"{where}: (x={row.x:g}, y={row.y:g}) lies outside the "
                          f"{int(row.cols)}x{int(row.rows)} (cols x rows) image {row.path}; flagged", **ids)
+        if row.instance_match == "both" and not row.geometry_ok:
+            problems.add(pk.COORD_NO_GEOMETRY, f"{where}: {row.path} lacks ImagePositionPatient, "
+                         "ImageOrientationPatient or PixelSpacing: no patient position (px, py, pz NaN, "
+                         "geometry_ok false); the pixel annotation is kept", **ids)
         if row.near_origin:
             problems.add(pk.COORD_NEAR_ORIGIN, f"{where}: (x={row.x:g}, y={row.y:g}) is within "
                          f"{near_origin_px:g} px of (0, 0), a misplaced click; flagged", **ids)

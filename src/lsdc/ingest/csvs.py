@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from lsdc import schema
+from lsdc.errors import UserError
 from lsdc.ingest import problems as pk
 from lsdc.ingest.problems import Problems
 
@@ -18,7 +19,7 @@ log = logging.getLogger(__name__)
 _ID = re.compile(r"^\s*\d{1,18}\s*$")
 
 
-class NotRsnaRootError(ValueError):
+class NotRsnaRootError(UserError):
     """The data root is not an RSNA-layout folder (a file or a CSV column is missing)."""
 
 
@@ -109,6 +110,20 @@ def _maybe(row: pd.Series, column: str) -> int | None:
     return int(row[column]) if column in row.index else None
 
 
+def _has_rows(path: Path) -> bool:
+    """True when the CSV file exists and holds a line after its header."""
+    if not path.is_file():
+        return False
+    with open(path, encoding="utf-8", errors="replace") as f:
+        next(f, None)
+        return any(line.strip() for line in f)
+
+
+def _report_empty(name: str, consequence: str, problems: Problems) -> None:
+    log.warning("%s: header only, no data rows; %s", name, consequence)
+    problems.add(pk.EMPTY_CSV, f"{name}: has a header but no data rows; {consequence}", path=name)
+
+
 def read_series_csv(root: Path, name: str, split: str, problems: Problems) -> pd.DataFrame:
     """study_id, series_id, split, series_description, plane (None for unknown descriptions)."""
     columns = ["study_id", "series_id", "split", "series_description", "plane"]
@@ -135,7 +150,10 @@ def read_labels(root: Path, problems: Problems) -> pd.DataFrame:
     if not (root / schema.TRAIN_CSV).is_file():
         return _empty_labels(columns)
     name = schema.TRAIN_CSV
-    frame = _ids(_read(root, name, schema.TRAIN_COLUMNS), name, ("study_id",), problems)
+    raw = _read(root, name, schema.TRAIN_COLUMNS)
+    if raw.empty:
+        _report_empty(name, "no study has labels", problems)
+    frame = _ids(raw, name, ("study_id",), problems)
     frame = _dedupe(frame[[*schema.TRAIN_COLUMNS, "csv_line"]], name, ["study_id"], problems)
     long = frame.melt(id_vars=["study_id", "csv_line"], value_vars=list(schema.LABEL_COLUMNS),
                       var_name="column", value_name="severity")
@@ -171,8 +189,10 @@ def read_coords(root: Path, problems: Problems) -> pd.DataFrame:
         return pd.DataFrame({c: pd.Series(dtype="float64" if c in ("x", "y") else
                                           "object" if c in ("condition", "level") else "int64")
                              for c in columns})
-    frame = _ids(_read(root, name, schema.COORDS_COLUMNS), name,
-                 ("study_id", "series_id", "instance_number"), problems)
+    raw = _read(root, name, schema.COORDS_COLUMNS)
+    if raw.empty and _has_rows(root / schema.TRAIN_CSV):
+        _report_empty(name, "no coordinates", problems)
+    frame = _ids(raw, name, ("study_id", "series_id", "instance_number"), problems)
     frame = _dedupe(frame, name, columns, problems)
     frame["condition"] = frame["condition"].str.strip()
     frame["level"] = frame["level"].str.strip()

@@ -12,6 +12,7 @@ from lsdc import dicom
 STUDY_NOT_ON_DISK = "study_not_on_disk"  # in a CSV, no image folder (reported once per study)
 SERIES_NOT_ON_DISK = "series_not_on_disk"  # in a CSV, study folder present, series folder not
 STUDY_NOT_IN_CSV = "study_not_in_csv"  # image folder of a study no CSV lists
+STUDY_NOT_IN_LABELS = "study_not_in_labels"  # a train study (series CSV, disk, coords) without a train.csv row
 SERIES_NOT_IN_CSV = "series_not_in_csv"  # series folder not in *_series_descriptions.csv
 EMPTY_SERIES = "empty_series"  # series folder without *.dcm files
 UNKNOWN_DESCRIPTION = "unknown_description"  # series description not an RSNA one
@@ -35,16 +36,19 @@ COORD_OUTSIDE_IMAGE = "coord_outside_image"  # x, y outside the annotated image 
 COORD_NEAR_ORIGIN = "coord_near_origin"  # x, y near (0, 0): a misplaced click (flagged)
 COORD_NO_INSTANCE = "coord_no_instance"  # annotated instance file not on disk (flagged)
 COORD_UNKNOWN_SERIES = "coord_unknown_series"  # annotated series neither in a CSV nor on disk
+COORD_NO_GEOMETRY = "coord_no_geometry"  # annotated file lacks IPP/IOP/PixelSpacing: no patient mm
 SPLIT_CONFLICT = "split_conflict"  # a study listed as both train and test (kept as train)
 MISSING_CSV = "missing_csv"  # an optional CSV of the layout is absent
+EMPTY_CSV = "empty_csv"  # train.csv (or the coordinates CSV) has a header but no data rows
 
 KINDS: tuple[str, ...] = (
-    STUDY_NOT_ON_DISK, SERIES_NOT_ON_DISK, STUDY_NOT_IN_CSV, SERIES_NOT_IN_CSV, EMPTY_SERIES,
+    STUDY_NOT_ON_DISK, SERIES_NOT_ON_DISK, STUDY_NOT_IN_CSV, STUDY_NOT_IN_LABELS, SERIES_NOT_IN_CSV,
+    EMPTY_SERIES,
     UNKNOWN_DESCRIPTION, BAD_ID, PATH_ESCAPE, STRAY_FILE, EMPTY_FILE, NOT_DICOM, TRUNCATED,
     NO_PIXELS, MULTI_FRAME, INSTANCE_MISMATCH, MIXED_SHAPES, MISSING_GEOMETRY,
     DUPLICATE_POSITION, DUPLICATE_CSV_ROW, CONFLICTING_CSV_ROW, BAD_LABEL, BAD_COORDINATE,
     COORD_OUTSIDE_IMAGE, COORD_NEAR_ORIGIN, COORD_NO_INSTANCE, COORD_UNKNOWN_SERIES,
-    SPLIT_CONFLICT, MISSING_CSV,
+    COORD_NO_GEOMETRY, SPLIT_CONFLICT, MISSING_CSV, EMPTY_CSV,
 )
 QUARANTINE_COLUMNS: tuple[str, ...] = ("path", "study_id", "series_id", "kind", "reason")
 

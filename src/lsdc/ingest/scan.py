@@ -184,25 +184,28 @@ def _instance_number(frel: str, file_name: str, header: dicom.SliceHeader, study
 def _instance_rows(rel: str, task: StudyFolder, series_id: int, headers: list[dicom.SliceHeader],
                    numbers: list[int], out: StudyScan) -> Iterator[dict]:
     study_id = task.study_id
-    positions, geometry_ok = dicom.series_positions(headers)
-    if not geometry_ok:  # series_positions fell back to header numbers; use the indexed ones
-        positions = np.asarray(numbers, dtype=float)
-        lacking = [h for h in headers if h.geometry is None]
+    positions, has_geometry = dicom.slice_positions(headers, numbers)
+    lacking = [h for h in headers if h.geometry is None]
+    if lacking:
         tags = sorted({t for h in lacking for t, v in (("ImagePositionPatient", h.ipp),
                        ("ImageOrientationPatient", h.iop), ("PixelSpacing", h.pixel_spacing)) if v is None}
                       ) or ["a valid orientation"]
-        example = Path(lacking[0].path).name
+        files = _name_files([Path(h.path).name for h in lacking])
+        placed = ("placed by instance number between the files that have it; the others keep "
+                  "their geometry" if has_geometry.any() else "slices ordered by instance number")
         out.problems.append(_problem(pk.MISSING_GEOMETRY, f"{rel}: {len(lacking)} of {len(headers)} "
-                                     f"files lack {', '.join(tags)} (e.g. {example}); slices ordered "
-                                     "by instance number", rel, study_id, series_id))
-    else:
-        n_dup = dicom.duplicate_positions(positions)
-        if n_dup:
-            out.problems.append(_problem(pk.DUPLICATE_POSITION, f"{rel}: {n_dup} slice(s) share a "
-                                         "position along the slice normal with another slice",
-                                         rel, study_id, series_id))
+                                     f"files lack {', '.join(tags)} ({files}); {placed}",
+                                     rel, study_id, series_id))
+    geometric = np.flatnonzero(has_geometry)
+    groups = dicom.duplicate_groups(positions[geometric])
+    if groups:
+        listed = "; ".join(" = ".join(Path(headers[geometric[i]].path).name for i in g) for g in groups)
+        n_dup = sum(len(g) - 1 for g in groups)
+        out.problems.append(_problem(pk.DUPLICATE_POSITION, f"{rel}: {n_dup} slice(s) share a "
+                                     f"position along the slice normal with another slice ({listed})",
+                                     rel, study_id, series_id))
     ranks = dicom.spatial_ranks(positions, numbers)
-    for h, number, pos, rank in zip(headers, numbers, positions, ranks):
+    for h, number, pos, rank, ok in zip(headers, numbers, positions, ranks, has_geometry):
         ipp = h.ipp or (np.nan,) * 3
         iop = h.iop or (np.nan,) * 6
         spacing = h.pixel_spacing or (np.nan, np.nan)
@@ -217,8 +220,14 @@ def _instance_rows(rel: str, task: StudyFolder, series_id: int, headers: list[di
             "transfer_syntax": h.transfer_syntax, "bits_stored": h.bits_stored,
             "photometric": h.photometric, "slice_thickness": h.slice_thickness,
             "spacing_between_slices": h.spacing_between_slices,
-            "normal_pos": float(pos), "spatial_rank": int(rank), "geometry_ok": geometry_ok,
+            "normal_pos": float(pos), "spatial_rank": int(rank), "geometry_ok": bool(ok),
         }
+
+
+def _name_files(names: list[str], limit: int = 5) -> str:
+    """'a.dcm, b.dcm' (the first ``limit``, then how many more)."""
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
 
 
 def scan_all(tasks: list[StudyFolder], workers: int) -> list[StudyScan]:

@@ -7,7 +7,8 @@ The study then goes through the same steps as the pipeline: the detectors
 (<models-dir>/detectors/<plane>.pt) and lsdc.rois.study.extract_study choose slices and
 crop, and the fold models (<models-dir>/classifier/fold_<k>.pt) grade it as the predict
 stage does (lsdc.predict.ensemble). Prints a table of the 25 labels; writes
-<out>/<study>.json (the same, plus series and crop counts) and <out>/<study>.png (overlay).
+<out>/<study>.json (the same, plus series, crop counts and the DICOM files skipped as
+unreadable, each with its problem kind and reason) and <out>/<study>.png (overlay).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from lsdc import dicom, schema
 from lsdc.classify.data import LABELS_FILE
 from lsdc.classify.engine import resolve_device
 from lsdc.classify.layout import Channel, side_key
+from lsdc.errors import UserError
 from lsdc.ingest.csvs import parse_id, read_series_csv
 from lsdc.ingest.problems import Problems
 from lsdc.params import INDEX_DIR, MODELS_DIR, REPORTS_DIR, Params
@@ -43,7 +45,7 @@ CLASSIFIER_SUBDIR = "classifier"
 PLANE_NAMES = {**{p: p for p in schema.PLANES}, **schema.PLANE_OF_DESCRIPTION}
 
 
-class StudyInputError(ValueError):
+class StudyInputError(UserError):
     """The study folder, a series or a model cannot be used; the message says why."""
 
 
@@ -202,15 +204,19 @@ def run_study(study_dir: Path, params: Params, models_dir: Path = MODELS_DIR, ou
     crop_mm = {p: float(getattr(params.rois.crop_mm, p)) for p in schema.PLANES}
     title = f"study {name}: predicted grades" + "".join(f"\n{n}: its grades come from the prior" for n in result.notes)
     overlay.draw(loaded, index, probs, ev, crop_mm, png, title)
-    report = build_report(study_dir, study_id, typed, result.notes, index, models, prior, probs, ev, png)
+    report = build_report(study_dir, study_id, typed, result.notes, index, models, prior, probs, ev, png,
+                          skipped=result.skipped)
     json_path = out_dir / f"{name}.json"
     json_path.write_text(json.dumps(report, indent=2) + "\n")
     report["json"] = str(json_path)
     return report
 
 
-def build_report(study_dir, study_id, typed, notes, index, models, prior, probs, ev, png) -> dict[str, Any]:
+def build_report(study_dir, study_id, typed, notes, index, models, prior, probs, ev, png,
+                 skipped: list[dict] | tuple = ()) -> dict[str, Any]:
     sources = index["source"].astype(str).value_counts()
+    placed = index["source"].astype(str) != "missing"
+    no_geometry = int((placed & ~index["geometry_ok"].astype(bool)).sum()) if "geometry_ok" in index else 0
     return {
         "study_id": study_id,
         "study_dir": str(study_dir),
@@ -219,7 +225,9 @@ def build_report(study_dir, study_id, typed, notes, index, models, prior, probs,
         "untyped_series": [{"folder": t.folder, "description": t.description, "reason": t.reason}
                            for t in typed if not t.plane],
         "notes": list(notes),
+        "skipped_slices": [{"file": d["file"], "kind": d["kind"], "reason": d["reason"]} for d in skipped],
         "crops": {s: int(sources.get(s, 0)) for s in ("detected", "imputed", "missing")},
+        "crops_without_geometry": no_geometry,
         "models": [str(m.path) for m in models],
         "prior_source": prior.source,
         "labels": [{"column": lab.column, "condition": lab.condition, "level": lab.level,
@@ -245,6 +253,11 @@ def format_table(report: dict[str, Any]) -> str:
         lines.append(f"series {u['folder']} left out: {u['reason']}")
     for note in report["notes"]:
         lines.append(f"note: {note}")
+    for d in report.get("skipped_slices", []):
+        lines.append(f"slice skipped: {d['file']} ({d['kind']})")
+    if report.get("crops_without_geometry"):
+        lines.append(f"note: {report['crops_without_geometry']} crop(s) on slices without geometry "
+                     "(no patient position)")
     lines.append(f"JSON: {report.get('json', '')}  overlay: {report['overlay']}")
     return "\n".join(lines)
 

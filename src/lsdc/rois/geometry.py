@@ -67,10 +67,23 @@ def orientation_blocks(geoms: Sequence[SliceGeometry | None]) -> np.ndarray:
 
 
 def axis_keys(geoms: Sequence[SliceGeometry | None], plane: str) -> np.ndarray:
-    """Position of each slice centre along the plane's OFFSET_AXIS (mm); slices without
-    geometry get their index (so they keep their place in the series order)."""
+    """Position of each slice centre along the plane's OFFSET_AXIS (mm). A slice without
+    geometry gets a key interpolated by its index between the slices that have one (the
+    series is in spatial order), so it keeps its place; with none, every key is the index."""
     keys = np.array([float(slice_centre(g) @ OFFSET_AXIS[plane]) if g is not None else np.nan for g in geoms])
-    return np.where(np.isfinite(keys), keys, np.arange(len(geoms), dtype=float)) if len(keys) else keys
+    known = np.flatnonzero(np.isfinite(keys))
+    if len(known) == len(keys):
+        return keys
+    index = np.arange(len(keys), dtype=float)
+    if len(known) < 2:
+        return index
+    missing = ~np.isfinite(keys)
+    fitted = np.interp(index, known, keys[known])
+    lo = (keys[known[1]] - keys[known[0]]) / (known[1] - known[0])
+    hi = (keys[known[-1]] - keys[known[-2]]) / (known[-1] - known[-2])
+    fitted = np.where(index < known[0], keys[known[0]] + (index - known[0]) * lo, fitted)
+    fitted = np.where(index > known[-1], keys[known[-1]] + (index - known[-1]) * hi, fitted)
+    return np.where(missing, fitted, keys)
 
 
 def neighbour(index: int, offset: int, blocks: np.ndarray, keys: np.ndarray) -> int:

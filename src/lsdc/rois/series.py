@@ -1,7 +1,9 @@
 """Decode the series a study needs, each DICOM file once, into windowed uint8 slices.
 
-A file that cannot be read or decoded is skipped with a warning (the study still gets
-all its rows); a series with no readable slice counts as absent.
+A file that cannot be read or decoded is skipped with a warning and recorded (file, kind,
+reason) so callers can report it; the study still gets all its rows. A series with no
+readable slice counts as absent. Slices without geometry (IPP/IOP/PixelSpacing) keep their
+place in the series (dicom.sort_slices places them by instance number) and are warned about.
 """
 
 from __future__ import annotations
@@ -32,6 +34,11 @@ class Series:
     spacings: list[tuple[float, float]]  # (row, col) mm
     unreadable: int = 0
 
+    @property
+    def has_geometry(self) -> list[bool]:
+        """Per slice: whether its IPP/IOP/PixelSpacing give patient positions."""
+        return [g is not None for g in self.geoms]
+
     def __post_init__(self) -> None:
         self.blocks = geometry.orientation_blocks(self.geoms)
         self.keys = geometry.axis_keys(self.geoms, self.plane)  # neighbour order (geometry.neighbour)
@@ -40,8 +47,12 @@ class Series:
         return len(self.images)
 
 
-def load_series(root: str | Path, series_id: int, plane: str, files: Sequence[str]) -> Series | None:
-    """Read and decode every file of a series once; None when no slice is readable."""
+def load_series(root: str | Path, series_id: int, plane: str, files: Sequence[str],
+                skipped: list[dict] | None = None) -> Series | None:
+    """Read and decode every file of a series once; None when no slice is readable.
+
+    Each file skipped is appended to ``skipped`` as {"file": path relative to root, "kind",
+    "reason"} (kinds of lsdc.dicom: truncated_file, not_dicom, undecodable_pixels, ...)."""
     headers, pixels, unreadable = [], [], 0
     for rel in files:
         path = Path(root) / rel
@@ -50,6 +61,9 @@ def load_series(root: str | Path, series_id: int, plane: str, files: Sequence[st
         except dicom.DicomReadError as e:
             log.warning("%s; slice skipped", e.reason)
             unreadable += 1
+            if skipped is not None:
+                skipped.append({"file": str(rel), "kind": e.kind,
+                                "reason": e.reason.replace(str(path), str(rel))})
             continue
         if arr.ndim != 2:
             arr = arr.reshape(-1, *arr.shape[-2:])[0]
@@ -62,6 +76,12 @@ def load_series(root: str | Path, series_id: int, plane: str, files: Sequence[st
     order = dicom.sort_slices(headers)
     headers = [headers[i] for i in order]
     images = dicom.normalise_uint8([pixels[i] for i in order])
+    lacking = [Path(h.path).name for h in headers if h.geometry is None]
+    if lacking:
+        log.warning("series %s (%s): %d of %d slices lack IPP/IOP/PixelSpacing (%s); they are placed by "
+                    "instance number and their crops carry no patient position (geometry_ok false)",
+                    series_id, plane, len(lacking), len(headers), ", ".join(lacking[:5])
+                    + (f" and {len(lacking) - 5} more" if len(lacking) > 5 else ""))
     spacings = []
     for h in headers:
         if h.pixel_spacing is None:

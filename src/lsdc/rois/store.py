@@ -42,6 +42,7 @@ def rows_frame(rows: list[tuple], first_index: int) -> pd.DataFrame:
         df[c] = df[c].astype("float64")
     for c in _STR:
         df[c] = pd.array([None if pd.isna(v) else str(v) for v in df[c]], dtype="string")
+    df["geometry_ok"] = df["geometry_ok"].astype(bool)
     return df[list(INDEX_COLUMNS)]
 
 

@@ -26,7 +26,7 @@ from lsdc.rois.slots import SIDES, study_slots
 log = logging.getLogger(__name__)
 
 ROW_FIELDS = ("study_id", "split", "plane", "series_id", "instance_number", "slice_offset", "level",
-              "side", "cx", "cy", "px", "py", "pz", "confidence", "source")
+              "side", "cx", "cy", "px", "py", "pz", "confidence", "source", "geometry_ok")
 Key = tuple[str, str, "str | None"]  # (plane, level, side)
 
 
@@ -68,27 +68,28 @@ class ExtractedRois:
     rows: list[tuple]  # ROW_FIELDS
     unreadable: int = 0
     notes: list[str] = field(default_factory=list)
+    skipped: list[dict] = field(default_factory=list)  # files not read: file, kind, reason
+    no_geometry: int = 0  # crops on a slice without geometry (px, py, pz NaN)
 
 
 # ----------------------------------------------------------------------------- loading
 
-def load_planes(task: StudyImages, root: str) -> tuple[dict[str, list[Series]], int]:
+def load_planes(task: StudyImages, root: str) -> tuple[dict[str, list[Series]], list[dict]]:
     """Decoded series per plane: the sagittal series with most files (next one if it is
-    unreadable), every axial series. Returns (series per plane, unreadable file count)."""
+    unreadable), every axial series. Returns (series per plane, files skipped: one dict
+    each with the file relative to ``root``, its problem kind and the reason)."""
     loaded: dict[str, list[Series]] = {p: [] for p in schema.PLANES}
-    unreadable = 0
+    skipped: list[dict] = []
     for plane in schema.PLANES:
         refs = sorted((r for r in task.series if r.plane == plane), key=lambda r: (-len(r.files), r.series_id))
         for ref in refs:
-            s = load_series(root, ref.series_id, plane, ref.files)
+            s = load_series(root, ref.series_id, plane, ref.files, skipped)
             if s is None:
-                unreadable += len(ref.files)
                 continue
-            unreadable += s.unreadable
             loaded[plane].append(s)
             if plane != "ax_t2":
                 break
-    return loaded, unreadable
+    return loaded, skipped
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -349,7 +350,7 @@ def crop_rows(task: StudyImages, loaded, locs: dict[Key, Loc], p: Params) -> tup
         loc = locs.get((slot.plane, slot.level, slot.side))
         if loc is None:
             rows.append((task.study_id, task.split, slot.plane, None, None, slot.offset, slot.level, slot.side,
-                         np.nan, np.nan, np.nan, np.nan, np.nan, np.nan, MISSING))
+                         np.nan, np.nan, np.nan, np.nan, np.nan, np.nan, MISSING, False))
             continue
         s = loaded[slot.plane][loc.series]
         j = geometry.neighbour(loc.index, slot.offset, s.blocks, s.keys)
@@ -357,17 +358,22 @@ def crop_rows(task: StudyImages, loaded, locs: dict[Key, Loc], p: Params) -> tup
         crops[r] = crop_physical(s.images[j], s.spacings[j], x, y, getattr(p.rois.crop_mm, slot.plane), size)
         px, py, pz = geometry.to_patient(s.geoms[j], x, y)
         rows.append((task.study_id, task.split, slot.plane, s.series_id, s.instances[j], slot.offset, slot.level,
-                     slot.side, float(x), float(y), float(px), float(py), float(pz), loc.conf, loc.source))
+                     slot.side, float(x), float(y), float(px), float(py), float(pz), loc.conf, loc.source,
+                     bool(np.isfinite([px, py, pz]).all())))
     return crops, rows
 
 
 def extract_study(task: StudyImages, root: str, detectors: Detectors, p: Params) -> ExtractedRois:
     """Every crop of one study (see module doc)."""
     policy = select.check_policy(p.rois.selection)
-    loaded, unreadable = load_planes(task, root)
+    loaded, skipped = load_planes(task, root)
     locs: dict[Key, Loc] = {}
     _sagittal(loaded, detectors, p, policy, locs)
     _axial(loaded, detectors, p, policy, locs)
     crops, rows = crop_rows(task, loaded, locs, p)
     notes = [f"no readable {pl} series" for pl in schema.PLANES if not loaded[pl]]
-    return ExtractedRois(task.study_id, task.split, crops, rows, unreadable, notes)
+    no_geometry = sum(1 for r in rows if r[-2] != MISSING and not r[-1])
+    if no_geometry:
+        log.warning("study %s: %d crop(s) lie on slices without geometry; their px, py, pz are NaN "
+                    "(geometry_ok false in the ROI index)", task.study_id, no_geometry)
+    return ExtractedRois(task.study_id, task.split, crops, rows, len(skipped), notes, skipped, no_geometry)
