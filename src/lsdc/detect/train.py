@@ -1,7 +1,8 @@
 """`train_detector@plane` stage: train one plane's YOLO detector and measure it.
 
 Reads data/interim/yolo/<plane>/ (from yolo_export). Writes
-  models/detectors/<plane>.pt             best weights (ultralytics checkpoint)
+  models/detectors/<plane>.pt             best weights (ultralytics checkpoint, normalised by
+                                          detect/checkpoint.py: no date, git state or machine paths)
   metrics/detectors/<plane>.json          mAP50, mAP50-95, precision, recall + localisation
   metrics/detectors/<plane>_results.csv   per-epoch curves (ultralytics results.csv)
 Ultralytics' run folder lives under .cache/ultralytics/runs/<plane> (scratch, untracked).
@@ -23,8 +24,8 @@ from pathlib import Path
 import yaml
 
 from lsdc import schema, tracking
+from lsdc.detect import checkpoint, ultralytics_env
 from lsdc.detect import labels as lab
-from lsdc.detect import ultralytics_env
 from lsdc.params import Params
 
 log = logging.getLogger(__name__)
@@ -138,7 +139,7 @@ def train_plane(p: Params, plane: str, yolo_dir: Path, models_dir: Path = MODELS
     models_dir.mkdir(parents=True, exist_ok=True)
     metrics_dir.mkdir(parents=True, exist_ok=True)
     weights = models_dir / f"{plane}.pt"
-    shutil.copyfile(best, weights)
+    checkpoint.save_portable(best, weights)  # no date, git state or absolute paths: same bytes in any clone
     shutil.copyfile(Path(trainer.save_dir) / "results.csv", metrics_dir / f"{plane}_results.csv")
     t1 = time.perf_counter()
     loc, _ = evaluate.evaluate_split(YOLO(str(weights), task="detect"), yolo_dir, plane, p.detect)
