@@ -24,6 +24,9 @@ log = logging.getLogger(__name__)
 N_LABELS = len(schema.LABEL_COLUMNS)
 N_GRADES = len(schema.SEVERITIES)
 CHECKPOINT_KEYS = ("state_dict", "model_name", "in_chans", "layout", "label_columns", "roi_size", "params")
+# settings that change only speed, not the weights: left out of the checkpoint so the same
+# training gives the same bytes whatever loader threads or device string a machine uses
+RUNTIME_PARAM_NAMES = ("workers", "num_workers", "device")
 
 
 def create_model(name: str, in_chans: int, drop_rate: float = 0.0,
@@ -97,7 +100,10 @@ def weighted_loss_sum(logits: torch.Tensor, labels: torch.Tensor,
 
 def make_checkpoint(model: nn.Module, model_name: str, layout: list[str], roi_size: int,
                     params_flat: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
-    """The checkpoint dict of docs/data_formats.md (plain values only: weights_only loadable)."""
+    """The checkpoint dict of docs/data_formats.md (plain values only: weights_only loadable).
+
+    Nothing volatile goes in (no date, no path of this machine, no runtime-only setting), so
+    the same seed gives a byte-identical file in any clone."""
     ckpt = {
         "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
         "model_name": model_name,
@@ -105,7 +111,7 @@ def make_checkpoint(model: nn.Module, model_name: str, layout: list[str], roi_si
         "layout": list(layout),
         "label_columns": list(schema.LABEL_COLUMNS),
         "roi_size": int(roi_size),
-        "params": {k: _plain(v) for k, v in params_flat.items()},
+        "params": {k: _plain(v) for k, v in params_flat.items() if k.rsplit(".", 1)[-1] not in RUNTIME_PARAM_NAMES},
     }
     ckpt.update({k: _plain(v) for k, v in extra.items()})
     return ckpt
