@@ -2,6 +2,7 @@
 
 import json
 import socket
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +51,14 @@ def test_tiny_training_offline_produces_loadable_weights(tmp_path, monkeypatch, 
                                 config_dir=tmp_path / "ulcfg")
     weights = tmp_path / "models" / "sag_t2.pt"
     assert weights.stat().st_size > 10_000
+    # no date, git state or path of this machine in the weights: the same bytes in any clone
+    pickled = zipfile.ZipFile(weights).read("archive/data.pkl")
+    assert str(tmp_path).encode() not in pickled and b"/" + tmp_path.name.encode() not in pickled
+    import torch
+
+    ckpt = torch.load(weights, map_location="cpu", weights_only=False)
+    assert "date" not in ckpt and "git" not in ckpt and "time" not in ckpt["train_results"]
+    assert ckpt["train_args"]["project"] == "scratch" and ckpt["model"].args["save_dir"] == "scratch/sag_t2"
     # training leaves the exported dataset (a DVC out) untouched: no ultralytics label caches
     assert sorted((f.relative_to(yolo_dir), f.stat().st_mtime_ns) for f in yolo_dir.rglob("*")) == exported
     assert not (tmp_path / "metrics" / "sag_t2.json").exists()  # measuring is evaluate_detector's job

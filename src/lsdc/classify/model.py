@@ -97,7 +97,10 @@ def weighted_loss_sum(logits: torch.Tensor, labels: torch.Tensor,
 
 def make_checkpoint(model: nn.Module, model_name: str, layout: list[str], roi_size: int,
                     params_flat: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
-    """The checkpoint dict of docs/data_formats.md (plain values only: weights_only loadable)."""
+    """The checkpoint dict of docs/data_formats.md (plain values only: weights_only loadable).
+
+    Nothing volatile goes in (no date, no path of this machine, no runtime-only setting), so
+    the same seed gives a byte-identical file in any clone."""
     ckpt = {
         "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
         "model_name": model_name,
@@ -105,7 +108,9 @@ def make_checkpoint(model: nn.Module, model_name: str, layout: list[str], roi_si
         "layout": list(layout),
         "label_columns": list(schema.LABEL_COLUMNS),
         "roi_size": int(roi_size),
-        "params": {k: _plain(v) for k, v in params_flat.items()},
+        # runtime.* change only speed, not the weights: left out so the same training gives the
+        # same bytes whatever loader threads or device string a machine uses
+        "params": {k: _plain(v) for k, v in params_flat.items() if not k.startswith("runtime.")},
     }
     ckpt.update({k: _plain(v) for k, v in extra.items()})
     return ckpt

@@ -1,7 +1,8 @@
 """`train_detector@plane` stage: train one plane's YOLO detector.
 
 Reads data/interim/yolo/<plane>/ (from yolo_export). Writes
-  models/detectors/<plane>.pt             best weights (ultralytics checkpoint)
+  models/detectors/<plane>.pt             best weights (ultralytics checkpoint, normalised by
+                                          detect/checkpoint.py: no date, git state or machine paths)
   metrics/detectors/<plane>_results.csv   per-epoch curves (ultralytics results.csv without `time`)
 Measuring the detector is the separate `evaluate_detector@plane` stage (lsdc.detect.evaluate),
 so an inference or anatomy threshold re-runs evaluation, never training.
@@ -24,8 +25,8 @@ from pathlib import Path
 import yaml
 
 from lsdc import schema, tracking
+from lsdc.detect import checkpoint, ultralytics_env
 from lsdc.detect import labels as lab
-from lsdc.detect import ultralytics_env
 from lsdc.params import Params
 
 log = logging.getLogger(__name__)
@@ -145,7 +146,7 @@ def train_plane(p: Params, plane: str, yolo_dir: Path, models_dir: Path = MODELS
     models_dir.mkdir(parents=True, exist_ok=True)
     metrics_dir.mkdir(parents=True, exist_ok=True)
     weights = models_dir / f"{plane}.pt"
-    shutil.copyfile(best, weights)
+    checkpoint.save_portable(best, weights)  # no date, git state or absolute paths: same bytes in any clone
     copy_epoch_csv(Path(trainer.save_dir) / "results.csv", metrics_dir / f"{plane}_results.csv")
     n_params = int(sum(x.numel() for x in model.model.parameters()))
     # wall-clock and CPU time go to MLflow only (main): in a DVC out they would change dvc.lock
