@@ -18,8 +18,8 @@ from lsdc import params as params_mod
 from lsdc import schema
 from lsdc.classify import layout, model
 from lsdc.ingest.build import build_index
-from lsdc.predict import stage
-from lsdc.rois import stage as rois_stage
+from lsdc.predict import batch as stage
+from lsdc.rois import extract as rois_stage
 from rois_fixtures import BlobDetectors, make_root
 
 ROOT = Path(__file__).resolve().parents[1]

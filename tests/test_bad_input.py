@@ -26,7 +26,7 @@ from lsdc.ingest import problems as pk
 from lsdc.ingest.build import build_index
 from lsdc.predict import study as predict_study
 from lsdc.rois import MISSING
-from lsdc.rois import stage as rois_stage
+from lsdc.rois import extract as rois_stage
 from lsdc.rois.slots import study_slots
 from predict_fixtures import build, load_params
 from rois_fixtures import BlobDetectors, make_root

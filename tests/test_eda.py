@@ -12,7 +12,8 @@ import pytest
 
 from lsdc import headline, schema
 from lsdc import index as lsdc_index
-from lsdc.eda import stage, stats
+from lsdc.eda import build as stage
+from lsdc.eda import stats
 from lsdc.ingest.build import build_index
 from rsna_layout import AX_IOP, SAG_IOP, write_slice
 

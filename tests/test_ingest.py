@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -332,12 +331,13 @@ def test_not_an_rsna_root_fails_naming_what_is_missing(root, remove, missing):
 
 
 def test_not_an_rsna_root_cli_exit_code(tmp_path, capsys):
-    from lsdc import ingest as stage
+    from lsdc import cli
     from lsdc.params import Data, Params, Runtime
 
     params = Params(data=Data(root=str(tmp_path)), runtime=Runtime(workers=0))
-    args = argparse.Namespace(out_dir=tmp_path / "index", metrics=tmp_path / "m.json", no_tracking=True)
-    assert stage.main(params, args) == 2
+    args = cli.stage_args("ingest", "--out-dir", str(tmp_path / "index"), "--metrics", str(tmp_path / "m.json"),
+                          "--no-tracking")
+    assert cli.run_stage("ingest", params, args) == 2
     assert "missing train.csv" in capsys.readouterr().err
     assert not (tmp_path / "index").exists()
 
@@ -393,14 +393,14 @@ def test_real_world_files_read_and_unreadable_quarantined(root):
 
 
 def test_stage_main_writes_tables_metrics_and_quarantine_csv(root, tmp_path, capsys):
-    from lsdc import ingest as stage
+    from lsdc import cli
     from lsdc.params import Data, Params, Runtime
 
     (series_dir(root, 1001, "sag_t1") / "1.dcm").write_bytes(b"")  # not an annotated slice
     params = Params(data=Data(root=str(root)), runtime=Runtime(workers=0))
-    args = argparse.Namespace(out_dir=tmp_path / "index", metrics=tmp_path / "metrics" / "ingest.json",
-                              no_tracking=True)
-    assert stage.main(params, args) == 0
+    args = cli.stage_args("ingest", "--out-dir", str(tmp_path / "index"),
+                          "--metrics", str(tmp_path / "metrics" / "ingest.json"), "--no-tracking")
+    assert cli.run_stage("ingest", params, args) == 0
     head = json.loads((tmp_path / "metrics" / "ingest.json").read_text())
     assert head == {"studies": {"train": 2, "test": 1}, "quarantine": {"total": 1}}  # headline only
     metrics = headline.load(tmp_path / "metrics" / "ingest.json")
@@ -417,14 +417,14 @@ def test_stage_main_writes_tables_metrics_and_quarantine_csv(root, tmp_path, cap
 def test_stage_main_logs_an_mlflow_run(root, tmp_path, monkeypatch):
     import mlflow
 
-    from lsdc import ingest as stage
+    from lsdc import cli
     from lsdc.params import Data, Params, Runtime
 
     monkeypatch.setenv("LSDC_TRACKING_URI", f"sqlite:///{tmp_path}/store.db")
     (series_dir(root, 1001, "sag_t1") / "1.dcm").write_bytes(b"")
     params = Params(data=Data(root=str(root)), runtime=Runtime(workers=0))
-    args = argparse.Namespace(out_dir=tmp_path / "index", metrics=tmp_path / "ingest.json")
-    assert stage.main(params, args) == 0
+    args = cli.stage_args("ingest", "--out-dir", str(tmp_path / "index"), "--metrics", str(tmp_path / "ingest.json"))
+    assert cli.run_stage("ingest", params, args) == 0
     runs = mlflow.search_runs(experiment_names=[params.tracking.experiment], output_format="list")
     assert len(runs) == 1 and runs[0].data.tags["stage"] == "ingest"
     assert runs[0].data.params["data.root"] == str(root)

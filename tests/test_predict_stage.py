@@ -4,15 +4,15 @@ series, notes, and metrics/test.json against an independent recomputation."""
 from __future__ import annotations
 
 import json
-from argparse import Namespace
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from lsdc import headline, metrics, schema
+from lsdc import cli, headline, metrics, schema
 from lsdc.classify import data
-from lsdc.predict import ensemble, stage, submission
+from lsdc.predict import batch as stage
+from lsdc.predict import ensemble, submission
 from predict_fixtures import TEST_IDS, build, load_params
 
 AX_COLUMNS = [c for c in schema.LABEL_COLUMNS if "subarticular" in c]
@@ -142,9 +142,10 @@ def test_main_logs_an_mlflow_run_and_prints_the_scores(run, tmp_path, monkeypatc
     import mlflow
 
     monkeypatch.setenv("LSDC_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
-    args = Namespace(rois_dir=run.paths.rois_dir, models_dir=run.paths.models_dir, labels=run.paths.labels,
-                     out=tmp_path / "s.csv", notes=tmp_path / "n.csv", metrics=tmp_path / "m.json", no_tracking=False)
-    assert stage.main(run.params, args) == 0
+    args = cli.stage_args("predict", "--rois-dir", str(run.paths.rois_dir), "--models-dir", str(run.paths.models_dir),
+                          "--labels", str(run.paths.labels), "--out", str(tmp_path / "s.csv"),
+                          "--notes", str(tmp_path / "n.csv"), "--metrics", str(tmp_path / "m.json"))
+    assert cli.run_stage("predict", run.params, args) == 0
     printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert printed["model"] == pytest.approx(run.result["model"]["total"])
     assert pd.read_csv(tmp_path / "s.csv").equals(pd.read_csv(run.paths.submission))

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import json
 import shutil
-from argparse import Namespace
 
 import numpy as np
 import pandas as pd
 import pydicom
 import pytest
 
-from lsdc import schema
+from lsdc import cli, schema
 from lsdc.predict import study, submission
 from predict_fixtures import build, save_checkpoints
 from rois_fixtures import BlobDetectors
@@ -23,14 +22,15 @@ def run(tmp_path_factory):
     return build(tmp_path_factory)
 
 
-def _args(run, path, out, **kw) -> Namespace:
-    base = dict(path=path, models_dir=run.paths.models_dir, out=out, labels=run.paths.labels,
-                series_type=[], strict=False)
-    return Namespace(**{**base, **kw})
+def _args(run, path, out, series_type=(), strict=False, models_dir=None):
+    extra = [a for item in series_type for a in ("--series-type", item)] + (["--strict"] if strict else [])
+    return cli.stage_args("predict-study", str(path), "--models-dir", str(models_dir or run.paths.models_dir),
+                          "--out", str(out), "--labels", str(run.paths.labels), *extra)
 
 
 def _main(run, path, out, capsys, **kw) -> tuple[int, str, str]:
-    code = study.main(run.params, _args(run, path, out, **kw), detectors=BlobDetectors(run.params.detect))
+    code = cli.run_stage("predict-study", run.params, _args(run, path, out, **kw),
+                         detectors=BlobDetectors(run.params.detect))
     captured = capsys.readouterr()
     return code, captured.out, captured.err
 

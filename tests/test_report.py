@@ -1,6 +1,5 @@
 """README tables come from the metrics files; DVC metrics files hold headline figures only."""
 
-import argparse
 import csv
 import json
 import shutil
@@ -10,6 +9,7 @@ import mlflow
 import pytest
 
 from lsdc import cli, headline, params, report
+from lsdc.stages import report as report_stage
 
 ROOT = Path(__file__).resolve().parents[1]
 METRICS = ROOT / "metrics"
@@ -19,9 +19,8 @@ STAGE_FILES = {"synth": "synth.json", "ingest": "ingest.json", "eda": "eda.json"
 WALL_CLOCK = ("seconds", "time", "date", "hostname", "peak_rss")
 
 
-def _args(**kw):
-    base = dict(check=True, timings=False, readme=ROOT / "README.md", metrics_dir=METRICS)
-    return argparse.Namespace(**{**base, **kw})
+def _args(readme=ROOT / "README.md", check=True):
+    return cli.stage_args("report", "--readme", str(readme), "--metrics-dir", str(METRICS), *(["--check"] if check else []))
 
 
 def _leaves(d, prefix=""):
@@ -33,7 +32,7 @@ def _leaves(d, prefix=""):
 
 
 def test_committed_readme_matches_the_committed_metrics(capsys):
-    assert report.main(params.Params(), _args()) == 0, capsys.readouterr().out
+    assert report_stage.main(params.Params(), _args()) == 0, capsys.readouterr().out
 
 
 def test_stale_readme_fails_the_check_with_a_diff(tmp_path, capsys):
@@ -43,10 +42,10 @@ def test_stale_readme_fails_the_check_with_a_diff(tmp_path, capsys):
     shown = f"{cv['score']['total']:.3f} vs constant prior"
     assert shown in text  # the figure the table shows is the one in metrics/cv.json
     readme.write_text(text.replace(shown, "0.123 vs constant prior"))
-    assert report.main(params.Params(), _args(readme=readme)) == 1
+    assert report_stage.main(params.Params(), _args(readme=readme)) == 1
     out = capsys.readouterr().out
     assert "-| classifier, out-of-fold" in out and f"+| classifier, out-of-fold competition score (lower is better) | {shown}" in out
-    assert report.main(params.Params(), _args(readme=readme, check=False)) == 0  # rewrite
+    assert report_stage.main(params.Params(), _args(readme=readme, check=False)) == 0  # rewrite
     assert readme.read_text() == text
 
 
@@ -99,8 +98,14 @@ def test_timings_take_the_latest_finished_top_level_run_of_each_stage(tmp_path):
     assert got["total_s"] == 360.0 and got["missing"] == ["predict"] and got["git_commit"] == "abc"
 
 
-def test_report_is_a_cli_command():
-    assert cli.COMMANDS["report"][0] == "lsdc.report"
+def test_every_command_has_its_entry_module_in_stages():
+    """One convention: `lsdc <command>` runs lsdc.stages.<command with underscores>.main."""
+    import importlib
+
+    for command, (module, _, _) in cli.COMMANDS.items():
+        assert module == f"lsdc.stages.{command.replace('-', '_')}", command
+        mod = importlib.import_module(module)
+        assert callable(mod.main) and callable(mod.add_arguments), module
 
 
 # ---------------------------------------------------------------- headline-only metrics

@@ -15,7 +15,7 @@ import pytest
 from lsdc import params as params_mod
 from lsdc import schema
 from lsdc.ingest.build import build_index
-from lsdc.rois import stage
+from lsdc.rois import extract as stage
 from lsdc.rois.slots import study_slots
 from rois_fixtures import BlobDetectors, make_root
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 
 import pytest
 
 from lsdc import cli, headline, params, schema
-from lsdc.synth import stage
+from lsdc.stages import synth as stage
 from synth_fixtures import tiny
 
 
@@ -28,8 +27,8 @@ def test_main_writes_dataset_and_metrics(tmp_path, monkeypatch):
     monkeypatch.setattr(stage.tracking, "log_metrics", lambda m, **k: logged.update(m))
     monkeypatch.setattr(stage.tracking, "log_artifact", lambda *a, **k: None)
     p = params.Params(synth=tiny(n_train=2, n_test=1, image_scale=0.25, sag_slices=(13, 13), axial_per_level=(2, 2)))
-    args = argparse.Namespace(out=tmp_path / "data", metrics=tmp_path / "m" / "synth.json", workers=1,
-                              no_progress=True)
+    args = cli.stage_args("synth", "--out", str(tmp_path / "data"), "--metrics", str(tmp_path / "m" / "synth.json"),
+                          "--workers", "1", "--no-progress")
     assert stage.main(p, args) == 0
     head = json.loads((tmp_path / "m" / "synth.json").read_text())
     assert set(head) == {"train", "test", "score_oracle", "score_constant_prior"}  # headline only

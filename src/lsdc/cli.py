@@ -27,21 +27,21 @@ log = logging.getLogger(__name__)
 
 # command -> (module, params.yaml sections it reads, one-line help)
 COMMANDS: dict[str, tuple[str, tuple[str, ...], str]] = {
-    "synth": ("lsdc.synth.stage", ("synth",), "write the built-in synthetic RSNA-layout dataset"),
-    "ingest": ("lsdc.ingest", ("data", "ingest"), "validate a data root into tidy index tables"),
-    "eda": ("lsdc.eda.stage", ("data", "eda"), "write the EDA HTML report and metrics"),
-    "folds": ("lsdc.folds", ("cv",), "assign train studies to cross-validation folds"),
-    "yolo-export": ("lsdc.detect.export", ("data", "detect"), "export one plane's YOLO dataset"),
-    "train-detector": ("lsdc.detect.train", ("detect",), "train one plane's YOLO detector"),
+    "synth": ("lsdc.stages.synth", ("synth",), "write the built-in synthetic RSNA-layout dataset"),
+    "ingest": ("lsdc.stages.ingest", ("data", "ingest"), "validate a data root into tidy index tables"),
+    "eda": ("lsdc.stages.eda", ("data", "eda"), "write the EDA HTML report and metrics"),
+    "folds": ("lsdc.stages.folds", ("cv",), "assign train studies to cross-validation folds"),
+    "yolo-export": ("lsdc.stages.yolo_export", ("data", "detect"), "export one plane's YOLO dataset"),
+    "train-detector": ("lsdc.stages.train_detector", ("detect",), "train one plane's YOLO detector"),
     "evaluate-detector": ("lsdc.stages.evaluate_detector", ("detect",), "measure one plane's detector (mAP, localisation in mm)"),
-    "extract-rois": ("lsdc.rois.stage", ("data", "detect", "rois"), "crop every level and side of every study"),
-    "train-classifier": ("lsdc.classify.train", ("model", "train"), "cross-validated timm classifier"),
-    "evaluate": ("lsdc.evaluate", ("evaluate",), "competition metric and plots on out-of-fold predictions"),
-    "predict": ("lsdc.predict.stage", ("data", "rois", "predict"), "Kaggle-format submission for the test studies"),
-    "predict-study": ("lsdc.predict.study", ("data", "detect", "rois", "predict"), "grade one study folder; table, JSON and overlay PNG"),
-    "bench": ("lsdc.bench.stage", ("data", "synth", "detect", "rois", "model", "train", "predict"), "benchmarks: speed and memory against baselines"),
-    "profile": ("lsdc.profile", (), "switch params.yaml to a named profile (e.g. real-gpu)"),
-    "report": ("lsdc.report", (), "README result, stage-time and benchmark tables from metrics/ (--check, --timings)"),
+    "extract-rois": ("lsdc.stages.extract_rois", ("data", "detect", "rois"), "crop every level and side of every study"),
+    "train-classifier": ("lsdc.stages.train_classifier", ("model", "train"), "cross-validated timm classifier"),
+    "evaluate": ("lsdc.stages.evaluate", ("evaluate",), "competition metric and plots on out-of-fold predictions"),
+    "predict": ("lsdc.stages.predict", ("data", "rois", "predict"), "Kaggle-format submission for the test studies"),
+    "predict-study": ("lsdc.stages.predict_study", ("data", "detect", "rois", "predict"), "grade one study folder; table, JSON and overlay PNG"),
+    "bench": ("lsdc.stages.bench", ("data", "synth", "detect", "rois", "model", "train", "predict"), "benchmarks: speed and memory against baselines"),
+    "profile": ("lsdc.stages.profile", (), "switch params.yaml to a named profile (e.g. real-gpu)"),
+    "report": ("lsdc.stages.report", (), "write the README's result, stage-time and benchmark tables from metrics/"),
 }
 
 
@@ -117,6 +117,24 @@ def build_parser(
     return parser
 
 
+def stage_args(command: str, *argv: str) -> argparse.Namespace:
+    """The arguments `lsdc <command> argv...` gives its stage, argparse defaults included
+    (for tests and notebooks calling a stage's main directly)."""
+    return build_parser([command, *argv]).parse_args([command, *argv])
+
+
+def run_stage(command: str, params: params_mod.Params, args: argparse.Namespace, **kwargs: Any) -> int:
+    """Run one stage's main; an error in the user's input ends as one line on stderr and rc 2."""
+    mod = importlib.import_module(COMMANDS[command][0])
+    try:
+        return int(mod.main(params, args, **kwargs) or 0)
+    except (UserError, FileNotFoundError, ValueError) as e:  # the user's input: one line, rc 2
+        log.debug("lsdc %s failed", command, exc_info=True)
+        message = " ".join(str(e).split())
+        print(f"lsdc {command}: {message}", file=sys.stderr)
+        return 2
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser(argv)
@@ -130,15 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as e:
         print(f"lsdc {args.command}: {e}", file=sys.stderr)
         return 2
-    mod = importlib.import_module(args._module)
-    try:
-        return int(mod.main(params, args) or 0)
-    except (UserError, FileNotFoundError, ValueError) as e:  # the user's input: one line, rc 2
-        log.debug("lsdc %s failed", args.command, exc_info=True)
-        message = " ".join(str(e).split())
-        print(f"lsdc {args.command}: {message}", file=sys.stderr)
-        return 2
-
+    return run_stage(args.command, params, args)
 
 if __name__ == "__main__":
     sys.exit(main())

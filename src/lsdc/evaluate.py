@@ -10,10 +10,7 @@ ROC per condition and grade, confusion matrices, reliability diagrams). Logs bot
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,27 +18,25 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from lsdc import headline, metrics, tracking
+from lsdc import headline, jsonio, metrics, tracking
+from lsdc import paths as lsdc_paths
 from lsdc.classify import data, plots
 from lsdc.classify import oof as oof_table
-from lsdc.classify.train import CURVES_DIR
-from lsdc.params import INDEX_DIR, METRICS_DIR, REPORTS_DIR, Params
+from lsdc.params import Params
 
 log = logging.getLogger(__name__)
 
 STAGE = "evaluate"
-CV_FILE = METRICS_DIR / "cv.json"
-PLOTS_DIR = REPORTS_DIR / "plots"
 PLOT_FILES = ("training_curves.png", "accuracy_heatmap.png", "roc.png", "confusion.png", "reliability.png")
 
 
 @dataclass(frozen=True)
 class Paths:
-    oof: Path = oof_table.OOF_FILE
-    labels: Path = INDEX_DIR / data.LABELS_FILE
-    curves: Path = CURVES_DIR
-    cv: Path = CV_FILE
-    plots: Path = PLOTS_DIR
+    oof: Path = lsdc_paths.OOF_FILE
+    labels: Path = lsdc_paths.LABELS_FILE
+    curves: Path = lsdc_paths.CLASSIFIER_CURVES_DIR
+    cv: Path = lsdc_paths.CV_METRICS
+    plots: Path = lsdc_paths.PLOTS_DIR
 
 
 def load_oof(path: Path, labels: pd.DataFrame, where_labels: str) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
@@ -59,15 +54,6 @@ def oof_prior(y: np.ndarray, folds: np.ndarray, pseudocount: float) -> np.ndarra
         prior = metrics.best_constant_prior(y[~rows] if (~rows).any() else y, pseudocount=pseudocount)
         out[rows] = metrics.prior_probs(prior, int(rows.sum()))
     return out
-
-
-def _finite(obj: Any) -> Any:
-    """NaN / inf -> None, recursively (strict JSON for DVC and other readers)."""
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
 
 
 def cv_metrics(y: np.ndarray, probs: np.ndarray, folds: np.ndarray, pseudocount: float) -> dict[str, Any]:
@@ -102,7 +88,7 @@ def run(params: Params, paths: Paths = Paths()) -> dict[str, Any]:
     labels = data.load_labels(paths.labels)
     frame, y, probs = load_oof(paths.oof, labels, str(paths.labels))
     folds = frame["fold"].to_numpy(np.int64)
-    result = _finite(cv_metrics(y, probs, folds, params.evaluate.prior_pseudocount))
+    result = jsonio.finite(cv_metrics(y, probs, folds, params.evaluate.prior_pseudocount))
     paths.cv.parent.mkdir(parents=True, exist_ok=True)
     headline.write("cv", result, paths.cv)
     paths.plots.mkdir(parents=True, exist_ok=True)
@@ -122,13 +108,3 @@ def run(params: Params, paths: Paths = Paths()) -> dict[str, Any]:
     log.info("OOF competition score %.4f vs constant prior %.4f on the same %d studies",
              result["score"]["total"] or float("nan"), result["prior"]["total"] or float("nan"), len(y))
     return result
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--oof", type=Path, default=oof_table.OOF_FILE, help="OOF predictions parquet")
-
-
-def main(params: Params, args: argparse.Namespace) -> int:
-    result = run(params, Paths(oof=getattr(args, "oof", oof_table.OOF_FILE)))
-    print(json.dumps({"score": result["score"]["total"], "prior": result["prior"]["total"]}))
-    return 0

@@ -8,7 +8,6 @@ validate on fold `detect.export.val_fold`; the classifier's fold k validates on 
 
 from __future__ import annotations
 
-import argparse
 import logging
 from pathlib import Path
 
@@ -16,13 +15,10 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedKFold
 
-from lsdc import index, schema, tracking
-from lsdc.params import Params
+from lsdc import index, paths, schema
 
 log = logging.getLogger(__name__)
 
-INDEX_DIR = Path("data/interim/index")
-FOLDS_PATH = Path("data/interim/folds.parquet")
 
 
 def grade_stratum(labels: pd.DataFrame) -> pd.Series:
@@ -73,26 +69,7 @@ def build_folds(index_dir: Path, n_folds: int, seed: int) -> pd.DataFrame:
     return make_folds(train_ids, grade_stratum(labels), n_folds, seed)
 
 
-def load_folds(path: Path = FOLDS_PATH) -> pd.DataFrame:
+def load_folds(path: Path = paths.FOLDS_FILE) -> pd.DataFrame:
     if not Path(path).exists():
         raise FileNotFoundError(f"{path}: folds table missing (run `lsdc folds` first)")
     return pd.read_parquet(path)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--index-dir", type=Path, default=INDEX_DIR, help="ingest index folder")
-    parser.add_argument("--out", type=Path, default=FOLDS_PATH, help="folds parquet to write")
-
-
-def main(params: Params, args: argparse.Namespace) -> int:
-    index_dir = getattr(args, "index_dir", INDEX_DIR)
-    out = getattr(args, "out", FOLDS_PATH)
-    with tracking.stage_run("folds", params):
-        folds = build_folds(index_dir, params.cv.n_folds, params.seed)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        folds.to_parquet(out, index=False)
-        sizes = folds["fold"].value_counts().sort_index().to_dict()
-        tracking.log_metrics({"studies": len(folds), "fold_size": {str(k): v for k, v in sizes.items()}})
-    log.info("wrote %s: %d studies, fold sizes %s", out, len(folds), sizes)
-    print(f"folds: {len(folds)} studies in {params.cv.n_folds} folds {sizes} -> {out}")
-    return 0

@@ -17,15 +17,6 @@ import yaml
 
 PARAMS_FILE = "params.yaml"
 
-# Where stages read and write, relative to the repository root (every stage's cwd).
-SYNTH_DIR = Path("data/synthetic")
-INDEX_DIR = Path("data/interim/index")
-FOLDS_FILE = Path("data/interim/folds.parquet")
-YOLO_DIR = Path("data/interim/yolo")
-ROIS_DIR = Path("data/processed/rois")
-MODELS_DIR = Path("models")
-METRICS_DIR = Path("metrics")
-REPORTS_DIR = Path("reports")
 
 
 @dataclass(frozen=True)

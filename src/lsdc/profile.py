@@ -7,7 +7,6 @@ the switch and `dvc repro` re-runs exactly what it affects. Unknown keys are an 
 
 from __future__ import annotations
 
-import argparse
 import logging
 from pathlib import Path
 from typing import Any
@@ -16,10 +15,11 @@ import yaml
 from ruamel.yaml import YAML
 
 from lsdc import params as params_mod
+from lsdc import paths
 
 log = logging.getLogger(__name__)
 
-PROFILES_DIR = Path("profiles")
+PROFILES_DIR = paths.PROFILES_DIR
 
 
 def flat_overrides(raw: dict[str, Any]) -> dict[str, Any]:
@@ -63,19 +63,3 @@ def apply(overrides: dict[str, Any], params_file: Path) -> list[str]:
     with params_file.open("w") as f:
         rt.dump(doc, f)
     return changed
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("profile", help="profile name under profiles/ (e.g. real-gpu) or a yaml path")
-    parser.add_argument("--data-root", help="also set data.root (e.g. the unzipped Kaggle download)")
-
-
-def main(params: params_mod.Params, args: argparse.Namespace) -> int:
-    overrides = load_profile(args.profile)
-    if args.data_root:
-        overrides["data.root"] = args.data_root
-    changed = apply(overrides, Path(args.params))
-    print(f"{args.params}: applied profile {args.profile!r}; changed {len(changed)} key(s)")
-    for key in changed:
-        print(f"  {key} = {overrides[key]!r}")
-    return 0

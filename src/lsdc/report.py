@@ -21,29 +21,26 @@ sum is the pipeline's time less process start-up and DVC's own bookkeeping.
 
 from __future__ import annotations
 
-import argparse
 import difflib
 import json
 import logging
 import re
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from lsdc import headline, jsonio
+from lsdc import headline, paths
 from lsdc.bench import report as bench_report
-from lsdc.params import METRICS_DIR, Params
 
 log = logging.getLogger(__name__)
 
-README = Path("README.md")
+README = paths.README
 DVC_YAML = Path("dvc.yaml")
 PARAMS_YAML = Path("params.yaml")
-RUNTIME_FILE = METRICS_DIR / "runtime.json"
-BENCH_FILE = METRICS_DIR / "bench.json"
+RUNTIME_FILE = paths.RUNTIME_FILE
+BENCH_FILE = paths.BENCH_METRICS
 BLOCKS = ("results", "runtime", "performance")
 PLANES = ("sag_t1", "sag_t2", "ax_t2")
 
@@ -71,7 +68,7 @@ def _load(metrics_dir: Path, name: str) -> dict[str, Any] | None:
     return headline.load(path) if path.is_file() else None
 
 
-def results_block(metrics_dir: Path = METRICS_DIR) -> str:
+def results_block(metrics_dir: Path = paths.METRICS_DIR) -> str:
     """The "Results on the built-in data" table; a row only where its metrics file exists."""
     rows: list[tuple[str, str]] = []
     dets = {p: _load(metrics_dir, f"detectors/{p}.json") for p in PLANES}
@@ -147,7 +144,7 @@ def performance_block(bench: Mapping[str, Any] | None) -> str:
 
 # ---------------------------------------------------------------- README rewrite
 
-def blocks(metrics_dir: Path = METRICS_DIR, runtime_file: Path = RUNTIME_FILE,
+def blocks(metrics_dir: Path = paths.METRICS_DIR, runtime_file: Path = RUNTIME_FILE,
            bench_file: Path = BENCH_FILE) -> dict[str, str]:
     def read(path: Path) -> dict[str, Any] | None:
         return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
@@ -220,38 +217,3 @@ def timings(tracking_uri: str, stages: list[str], experiment: str) -> dict[str, 
 
 
 # ---------------------------------------------------------------- command
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--check", action="store_true",
-                        help="exit 1 with a diff when README.md differs from what the files say")
-    parser.add_argument("--timings", action="store_true",
-                        help="first write metrics/runtime.json from the MLflow store (tracking.uri)")
-    parser.add_argument("--readme", type=Path, default=README, help="README to rewrite or check")
-    parser.add_argument("--metrics-dir", type=Path, default=METRICS_DIR, help="metrics folder")
-
-
-def main(params: Params, args: argparse.Namespace) -> int:
-    metrics_dir = args.metrics_dir
-    runtime_file = metrics_dir / RUNTIME_FILE.name
-    if args.timings:
-        from lsdc import tracking
-
-        found = timings(tracking.resolve_uri(params.tracking.uri), pipeline_stages(),
-                        params.tracking.experiment)
-        jsonio.write_json(runtime_file, found)
-        print(f"wrote {runtime_file}: {len(found['stages'])} stages, {found['total_s']:.0f} s in all")
-    old = args.readme.read_text(encoding="utf-8")
-    new = render(old, blocks(metrics_dir, runtime_file, metrics_dir / BENCH_FILE.name))
-    if args.check:
-        if new != old:
-            sys.stdout.write(diff(old, new, str(args.readme)))
-            print(f"{args.readme} is stale: run `lsdc report`", file=sys.stderr)
-            return 1
-        print(f"{args.readme} matches {metrics_dir}/")
-        return 0
-    if new != old:
-        args.readme.write_text(new, encoding="utf-8")
-        print(f"rewrote the generated blocks of {args.readme}")
-    else:
-        print(f"{args.readme} already up to date")
-    return 0

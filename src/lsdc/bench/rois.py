@@ -36,7 +36,7 @@ _W: dict = {}
 
 
 def _init_worker(detectors_dir: str, params: Params, root: str) -> None:
-    """As lsdc.rois.stage's workers: one torch thread, the detectors loaded once."""
+    """As lsdc.rois.extract's workers: one torch thread, the detectors loaded once."""
     import torch
 
     torch.set_num_threads(1)

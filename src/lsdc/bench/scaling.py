@@ -1,6 +1,6 @@
 """5. Scaling: ROI extraction time and peak memory at three dataset sizes.
 
-Each size runs the extraction stage (lsdc.rois.stage.run, `runtime.workers` worker
+Each size runs the extraction stage (lsdc.rois.extract.run, `runtime.workers` worker
 processes) on the first n studies, in a fresh child process, so that its memory is its
 own; the parent samples the summed resident memory of the child and its workers.
 Sizes are interleaved per repeat. Time should grow linearly (a fixed start-up cost
@@ -104,7 +104,7 @@ def run(params: Params, index_dir: Path, detectors_dir: Path, scratch: Path, siz
 
 def _child(argv: list[str]) -> int:
     from lsdc import params as params_mod
-    from lsdc.rois import stage
+    from lsdc.rois import extract as stage
 
     params_file, index_dir, out_dir, detectors_dir = (Path(a) for a in argv)
     logging.basicConfig(level=logging.WARNING)

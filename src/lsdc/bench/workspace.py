@@ -6,7 +6,7 @@ git-ignored) and reused between runs.
 - detectors: models/detectors/<plane>.pt when the pipeline has trained them, else
   small ones trained here for `detect_epochs` epochs with the project's own
   export/training code (timing does not depend on how well they were trained);
-- a ROI store of the first `store_studies` studies (lsdc.rois.stage.run);
+- a ROI store of the first `store_studies` studies (lsdc.rois.extract.run);
 - classifier folds: models/classifier/fold_<k>.pt when present and readable with these
   crops, else one epoch per fold trained here with lsdc.classify.engine.train_fold.
 
@@ -25,12 +25,12 @@ from typing import Any
 
 import numpy as np
 
-from lsdc import index, schema
-from lsdc.params import FOLDS_FILE, MODELS_DIR, Params
+from lsdc import index, paths, schema
+from lsdc.params import Params
 
 log = logging.getLogger(__name__)
 
-SCRATCH_DIR = Path("scratch/bench")
+SCRATCH_DIR = paths.BENCH_DIR
 MARKER = "bench_marker.json"
 INDEX_TABLES = ("studies", "series", "instances", "labels", "coords")
 SPLIT_ORDER = {"train": 0, "test": 1}
@@ -93,9 +93,9 @@ def prepare_data(params: Params, scratch: Path, n_studies: int, image_scale: flo
         generate.generate(synth, root, workers=max(1, params.runtime.workers), progress=False)
         ingest.run(p, out_dir=index_dir, metrics_path=folder / "ingest.json")
         table = folds.build_folds(index_dir, params.cv.n_folds, params.seed)
-        table.to_parquet(folder / FOLDS_FILE.name, index=False)
+        table.to_parquet(folder / paths.FOLDS_FILE.name, index=False)
         _write_marker(folder, settings)
-    return Workspace(folder, p, root, index_dir, folder / FOLDS_FILE.name,
+    return Workspace(folder, p, root, index_dir, folder / paths.FOLDS_FILE.name,
                      detectors_dir=Path(), detectors_source="")
 
 
@@ -124,7 +124,7 @@ def subset_index(index_dir: Path, n: int, out_dir: Path) -> Path:
 
 # ----------------------------------------------------------------------------- detectors
 
-def project_detectors(models_dir: Path = MODELS_DIR / "detectors") -> Path | None:
+def project_detectors(models_dir: Path = paths.MODELS_DIR / "detectors") -> Path | None:
     return models_dir if all((models_dir / f"{p}.pt").exists() for p in schema.PLANES) else None
 
 
@@ -162,7 +162,7 @@ def _detectors_stamp(folder: Path) -> dict[str, float]:
 
 def ensure_rois(ws: Workspace, n: int) -> Workspace:
     """ROI store of the first n studies, written by the extraction stage itself."""
-    from lsdc.rois import stage
+    from lsdc.rois import extract as stage
 
     folder = ws.dir / f"rois_n{n}"
     index_dir = subset_index(ws.index_dir, n, ws.dir / f"index_n{n}")
@@ -184,7 +184,7 @@ def project_classifier(ws: Workspace) -> Path | None:
     from lsdc.classify import data
     from lsdc.predict import ensemble
 
-    folder = MODELS_DIR / "classifier"
+    folder = paths.MODELS_DIR / "classifier"
     if not list(folder.glob(ensemble.CHECKPOINT_GLOB)) or ws.rois_dir is None:
         return None
     store = data.load_store(ws.rois_dir)
@@ -193,7 +193,7 @@ def project_classifier(ws: Workspace) -> Path | None:
     except (ValueError, FileNotFoundError) as e:
         log.warning("bench: the pipeline's classifier cannot be used here (%s); training small ones", e)
         return None
-    return MODELS_DIR
+    return paths.MODELS_DIR
 
 
 def ensure_classifier(ws: Workspace, use_project: bool = True) -> Workspace:

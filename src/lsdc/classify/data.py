@@ -19,12 +19,10 @@ from torch.utils.data import Dataset
 from lsdc import index as ingest_index
 from lsdc import schema
 from lsdc.classify import augment, layout
+from lsdc.rois import CROPS_FILE, INDEX_FILE
 
 log = logging.getLogger(__name__)
 
-CROPS_FILE = "crops.npy"
-INDEX_FILE = "index.parquet"
-LABELS_FILE = "labels.parquet"
 
 
 class RoiStore(NamedTuple):

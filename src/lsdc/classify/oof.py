@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lsdc import schema
+from lsdc import paths, schema
 
-OOF_FILE = Path("data/processed/oof.parquet")
+OOF_FILE = paths.OOF_FILE
 KEY_COLUMNS: tuple[str, ...] = ("study_id", "fold")
 PROB_COLUMNS: tuple[str, ...] = tuple(f"{c}__{p}" for c in schema.LABEL_COLUMNS for p in schema.PROB_COLUMNS)
 COLUMNS: tuple[str, ...] = (*KEY_COLUMNS, *PROB_COLUMNS)

@@ -13,9 +13,7 @@ DistributedDataParallel (lsdc.classify.distributed); train.batch_size stays the 
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import json
 import logging
 import time
 from collections.abc import Iterator
@@ -28,29 +26,28 @@ import pandas as pd
 import torch
 
 from lsdc import headline, metrics, schema, tracking
+from lsdc import paths as lsdc_paths
 from lsdc.classify import augment, data, distributed, layout
 from lsdc.classify import oof as oof_table
 from lsdc.classify.engine import CSV_COLUMNS, train_fold
 from lsdc.classify.model import make_checkpoint
-from lsdc.params import FOLDS_FILE, INDEX_DIR, METRICS_DIR, MODELS_DIR, ROIS_DIR, Params
+from lsdc.params import Params
+from lsdc.rois import INDEX_FILE
 
 log = logging.getLogger(__name__)
 
 STAGE = "train_classifier"
-CHECKPOINT_DIR = MODELS_DIR / "classifier"
-CURVES_DIR = METRICS_DIR / "classifier"
-SUMMARY_FILE = METRICS_DIR / "classifier.json"
 
 
 @dataclass(frozen=True)
 class Paths:
-    rois_dir: Path = ROIS_DIR
-    labels: Path = INDEX_DIR / data.LABELS_FILE
-    folds: Path = FOLDS_FILE
-    checkpoints: Path = CHECKPOINT_DIR
-    oof: Path = oof_table.OOF_FILE
-    curves: Path = CURVES_DIR
-    summary: Path = SUMMARY_FILE
+    rois_dir: Path = lsdc_paths.ROIS_DIR
+    labels: Path = lsdc_paths.LABELS_FILE
+    folds: Path = lsdc_paths.FOLDS_FILE
+    checkpoints: Path = lsdc_paths.CLASSIFIER_DIR
+    oof: Path = lsdc_paths.OOF_FILE
+    curves: Path = lsdc_paths.CLASSIFIER_CURVES_DIR
+    summary: Path = lsdc_paths.CLASSIFIER_METRICS
 
 
 def run(params: Params, paths: Paths = Paths()) -> dict[str, Any]:
@@ -77,9 +74,9 @@ def _run(params: Params, paths: Paths, ctx: distributed.Context) -> dict[str, An
     study_ids = folds["study_id"].to_numpy()
     fold_of = folds["fold"].to_numpy()
     y = data.label_array(labels, study_ids, where=str(paths.labels))
-    channels = layout.store_channels(store.index, where=str(paths.rois_dir / data.INDEX_FILE))
+    channels = layout.store_channels(store.index, where=str(paths.rois_dir / INDEX_FILE))
     keys = layout.build_layout(params.train.layout, channels)
-    rows, present = layout.assemble(store.index, study_ids, keys, where=str(paths.rois_dir / data.INDEX_FILE))
+    rows, present = layout.assemble(store.index, study_ids, keys, where=str(paths.rois_dir / INDEX_FILE))
     distributed.local_batch_size(params.train.batch_size, ctx)  # fail before any output is touched
     log.info("%d studies, %d folds, layout %s: %d channels of %d px",
              len(study_ids), len(np.unique(fold_of)), params.train.layout, len(keys), store.roi_size)
@@ -146,15 +143,3 @@ def _run(params: Params, paths: Paths, ctx: distributed.Context) -> dict[str, An
         log.info("OOF competition score %.4f in %.0f s (run %s)", summary["oof_score"]["total"],
                  seconds, parent.info.run_id)
     return {**summary, "_seconds": seconds}
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--rois-dir", type=Path, default=ROIS_DIR, help="ROI store directory")
-
-
-def main(params: Params, args: argparse.Namespace) -> int:
-    summary = run(params, Paths(rois_dir=getattr(args, "rois_dir", ROIS_DIR)))
-    if not summary:  # a DDP rank other than 0: rank 0 reports
-        return 0
-    print(json.dumps({"oof_score": summary["oof_score"]["total"], "seconds": summary["_seconds"]}))
-    return 0

@@ -17,7 +17,6 @@ Writes data/interim/yolo/<plane>/:
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import shutil
@@ -29,15 +28,13 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from lsdc import dicom, index, schema, tracking
+from lsdc import dicom, index, schema
 from lsdc.detect import labels as lab
-from lsdc.folds import FOLDS_PATH, load_folds
+from lsdc.folds import load_folds
 from lsdc.params import Params
 
 log = logging.getLogger(__name__)
 
-INDEX_DIR = Path("data/interim/index")
-YOLO_DIR = Path("data/interim/yolo")
 
 
 def plane_points(coords: pd.DataFrame, plane: str) -> pd.DataFrame:
@@ -201,21 +198,3 @@ def export_plane(plane: str, p: Params, index_dir: Path, folds_path: Path, out: 
     }
     (out / "export.json").write_text(json.dumps(counts, indent=2) + "\n")
     return counts
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--plane", required=True, choices=schema.PLANES, help="plane to export")
-    parser.add_argument("--index-dir", type=Path, default=INDEX_DIR, help="ingest index folder")
-    parser.add_argument("--folds", type=Path, default=FOLDS_PATH, help="folds parquet")
-    parser.add_argument("--out", type=Path, default=None, help="output folder (default data/interim/yolo/<plane>)")
-
-
-def main(params: Params, args: argparse.Namespace) -> int:
-    out = args.out or YOLO_DIR / args.plane
-    with tracking.stage_run(f"yolo_export@{args.plane}", params):
-        counts = export_plane(args.plane, params, args.index_dir, args.folds, out)
-        tracking.log_metrics({k: v for k, v in counts.items() if isinstance(v, dict)})
-        tracking.log_artifact(out / "export.json")
-    log.info("exported %s to %s: %s", args.plane, out, counts)
-    print(json.dumps(counts))
-    return 0

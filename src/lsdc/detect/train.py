@@ -13,9 +13,7 @@ One MLflow run `train_detector@<plane>` gets the params, per-epoch metrics, time
 
 from __future__ import annotations
 
-import argparse
 import csv
-import json
 import logging
 import resource
 import shutil
@@ -24,16 +22,13 @@ from pathlib import Path
 
 import yaml
 
-from lsdc import schema, tracking
+from lsdc import paths, tracking
 from lsdc.detect import checkpoint, ultralytics_env
 from lsdc.detect import labels as lab
 from lsdc.params import Params
 
 log = logging.getLogger(__name__)
 
-YOLO_DIR = Path("data/interim/yolo")
-MODELS_DIR = Path("models/detectors")
-METRICS_DIR = Path("metrics/detectors")
 SCRATCH_DIR = ultralytics_env.CONFIG_DIR / "runs"
 
 
@@ -109,8 +104,8 @@ def _epoch_logger(trainer) -> None:
     tracking.log_metrics(metrics, step=int(trainer.epoch))
 
 
-def train_plane(p: Params, plane: str, yolo_dir: Path, models_dir: Path = MODELS_DIR,
-                metrics_dir: Path = METRICS_DIR, scratch: Path = SCRATCH_DIR,
+def train_plane(p: Params, plane: str, yolo_dir: Path, models_dir: Path = paths.DETECTORS_DIR,
+                metrics_dir: Path = paths.DETECTOR_METRICS_DIR, scratch: Path = SCRATCH_DIR,
                 config_dir: Path = ultralytics_env.CONFIG_DIR) -> dict:
     """Train, copy the best weights and curves out of the run folder; return run facts for MLflow."""
     if p.detect.export.classes not in lab.MODES:
@@ -152,22 +147,3 @@ def train_plane(p: Params, plane: str, yolo_dir: Path, models_dir: Path = MODELS
     # wall-clock and CPU time go to MLflow only (main): in a DVC out they would change dvc.lock
     return {"n_params": n_params, "_runtime": {"train_seconds": round(train_s, 1),
                                                "train_cpu_seconds": round(train_cpu, 1)}}
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--plane", required=True, choices=schema.PLANES, help="plane to train")
-    parser.add_argument("--yolo-dir", type=Path, default=None, help="dataset (default data/interim/yolo/<plane>)")
-
-
-def main(params: Params, args: argparse.Namespace) -> int:
-    plane = args.plane
-    yolo_dir = args.yolo_dir or YOLO_DIR / plane
-    with tracking.stage_run(f"train_detector@{plane}", params):
-        metrics = train_plane(params, plane, yolo_dir)
-        runtime = metrics.pop("_runtime")
-        tracking.log_metrics({k: v for k, v in metrics.items() if k != "epochs"})
-        tracking.log_metrics(runtime)
-        tracking.log_artifact(MODELS_DIR / f"{plane}.pt")
-        tracking.log_artifact(METRICS_DIR / f"{plane}_results.csv")
-    print(json.dumps(metrics))
-    return 0

@@ -15,9 +15,11 @@ import shutil
 import sys
 from pathlib import Path
 
+from lsdc import paths
+
 log = logging.getLogger(__name__)
 
-CONFIG_DIR = Path(".cache/ultralytics")
+CONFIG_DIR = paths.ULTRALYTICS_DIR
 FONT_NAMES = ("Arial.ttf", "Arial.Unicode.ttf")
 OFF = {"sync": False, "mlflow": False, "dvc": False, "clearml": False, "comet": False,
        "raytune": False, "tensorboard": False, "wandb": False, "hub": False}

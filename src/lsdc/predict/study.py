@@ -13,24 +13,21 @@ unreadable, each with its problem kind and reason) and <out>/<study>.png (overla
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from lsdc import dicom, schema
-from lsdc.classify.data import LABELS_FILE
+from lsdc import dicom, paths, schema
 from lsdc.classify.engine import resolve_device
 from lsdc.classify.layout import Channel, side_key
 from lsdc.errors import UserError
 from lsdc.ingest.csvs import parse_id, read_series_csv
 from lsdc.ingest.problems import Problems
-from lsdc.params import INDEX_DIR, MODELS_DIR, REPORTS_DIR, Params
+from lsdc.params import Params
 from lsdc.predict import ensemble, overlay
 from lsdc.rois.detectors import Detectors, YoloDetectors
 from lsdc.rois.slots import study_slots
@@ -39,9 +36,8 @@ from lsdc.rois.study import SeriesRef, StudyImages, extract_study, load_planes
 
 log = logging.getLogger(__name__)
 
-OUT_DIR = REPORTS_DIR / "predict-study"
-DETECTORS_SUBDIR = "detectors"
-CLASSIFIER_SUBDIR = "classifier"
+DETECTORS_SUBDIR = paths.DETECTORS_DIR.name  # models_dir/<this>/<plane>.pt
+CLASSIFIER_SUBDIR = paths.CLASSIFIER_DIR.name  # models_dir/<this>/fold_<k>.pt
 PLANE_NAMES = {**{p: p for p in schema.PLANES}, **schema.PLANE_OF_DESCRIPTION}
 
 
@@ -170,8 +166,8 @@ def yolo_detectors(models_dir: Path, params: Params, planes: set[str]) -> Detect
     return yolo
 
 
-def run_study(study_dir: Path, params: Params, models_dir: Path = MODELS_DIR, out_dir: Path = OUT_DIR,
-              labels_path: Path = INDEX_DIR / LABELS_FILE, overrides: dict[str, str] | None = None,
+def run_study(study_dir: Path, params: Params, models_dir: Path = paths.MODELS_DIR, out_dir: Path = paths.PREDICT_STUDY_DIR,
+              labels_path: Path = paths.LABELS_FILE, overrides: dict[str, str] | None = None,
               strict: bool = False, detectors: Detectors | None = None) -> dict[str, Any]:
     """Grade one study; write <out_dir>/<name>.json and .png; return the report dict."""
     study_dir = Path(study_dir)
@@ -260,29 +256,3 @@ def format_table(report: dict[str, Any]) -> str:
                      "(no patient position)")
     lines.append(f"JSON: {report.get('json', '')}  overlay: {report['overlay']}")
     return "\n".join(lines)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("path", type=Path, help="study folder: <path>/<series>/<instance>.dcm")
-    parser.add_argument("--models-dir", type=Path, default=MODELS_DIR,
-                        help=f"folder with {DETECTORS_SUBDIR}/<plane>.pt and {CLASSIFIER_SUBDIR}/fold_<k>.pt")
-    parser.add_argument("--out", type=Path, default=OUT_DIR, help="folder for <study>.json and <study>.png")
-    parser.add_argument("--labels", type=Path, default=INDEX_DIR / LABELS_FILE,
-                        help="labels.parquet for the training prior (may be absent)")
-    parser.add_argument("--series-type", action="append", default=[], metavar="FOLDER=PLANE",
-                        help="type a series folder by hand (PLANE: sag_t1, sag_t2, ax_t2 or a description)")
-    parser.add_argument("--strict", action="store_true", help="fail when a series cannot be typed")
-
-
-def main(params: Params, args: argparse.Namespace, detectors: Detectors | None = None) -> int:
-    try:
-        report = run_study(args.path, params, models_dir=getattr(args, "models_dir", MODELS_DIR),
-                           out_dir=getattr(args, "out", OUT_DIR),
-                           labels_path=getattr(args, "labels", INDEX_DIR / LABELS_FILE),
-                           overrides=parse_overrides(getattr(args, "series_type", [])),
-                           strict=getattr(args, "strict", False), detectors=detectors)
-    except (StudyInputError, FileNotFoundError, ValueError) as e:
-        print(f"lsdc predict-study: {e}", file=sys.stderr)
-        return 2
-    print(format_table(report))
-    return 0

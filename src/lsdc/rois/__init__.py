@@ -7,7 +7,7 @@ ports, did: lsdc/__init__.py), `impute` (filling levels/sides
 the detectors missed), `crop` (fixed physical size), `detectors` (the trained YOLO
 models or any stand-in), `study` (one study end to end), `store` (streamed writing of
 crops.npy + index.parquet), `report` (metrics/rois.json), `sheet` (contact sheets),
-`stage` (`lsdc extract-rois`). Output format: docs/data_formats.md.
+`extract` (the whole stage: `lsdc extract-rois`, entry lsdc.stages.extract_rois). Output format: docs/data_formats.md.
 """
 
 CROPS_FILE = "crops.npy"

@@ -11,20 +11,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from lsdc import headline, schema, tracking
+from lsdc import headline, paths, schema, tracking
 from lsdc.detect import evaluate
 from lsdc.params import Params
-
-YOLO_DIR = Path("data/interim/yolo")
-MODELS_DIR = Path("models/detectors")
-METRICS_DIR = Path("metrics/detectors")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--plane", required=True, choices=schema.PLANES, help="plane to evaluate")
-    parser.add_argument("--yolo-dir", type=Path, default=YOLO_DIR, help="exported datasets (one folder per plane)")
-    parser.add_argument("--models-dir", type=Path, default=MODELS_DIR, help="trained detectors <plane>.pt")
-    parser.add_argument("--metrics-dir", type=Path, default=METRICS_DIR, help="curves in, metrics JSON out")
+    parser.add_argument("--yolo-dir", type=Path, default=paths.YOLO_DIR, help="exported datasets (one folder per plane)")
+    parser.add_argument("--models-dir", type=Path, default=paths.DETECTORS_DIR, help="trained detectors <plane>.pt")
+    parser.add_argument("--metrics-dir", type=Path, default=paths.DETECTOR_METRICS_DIR, help="curves in, metrics JSON out")
 
 
 def main(params: Params, args: argparse.Namespace) -> int:

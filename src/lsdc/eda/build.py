@@ -2,29 +2,17 @@
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 from pathlib import Path
 
-from lsdc import headline, index
+from lsdc import headline
 from lsdc.eda import examples, findings, sections, stats
 from lsdc.eda import report as report_mod
 from lsdc.index import IndexTables
-from lsdc.params import INDEX_DIR, METRICS_DIR, REPORTS_DIR, Params
 
 log = logging.getLogger(__name__)
 
-REPORT_DIR = REPORTS_DIR / "eda"
-METRICS_FILE = METRICS_DIR / "eda.json"
 REPORT_FILE = "index.html"
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--index-dir", type=Path, default=INDEX_DIR, help="ingest index tables")
-    parser.add_argument("--out-dir", type=Path, default=REPORT_DIR, help="report folder")
-    parser.add_argument("--metrics", type=Path, default=METRICS_FILE, help="headline counts JSON")
-    parser.add_argument("--no-tracking", action="store_true", help="do not log to MLflow")
 
 
 def _clear(out_dir: Path) -> None:
@@ -58,26 +46,3 @@ def run(tables: IndexTables, data_root: Path, out_dir: Path, metrics_path: Path,
     headline.write("eda", head, metrics_path)
     log.info("wrote %s (%d sections) and %s", page, len(parts), metrics_path)
     return head
-
-
-def main(params: Params, args: argparse.Namespace) -> int:
-    index_dir = getattr(args, "index_dir", INDEX_DIR)
-    out_dir = getattr(args, "out_dir", REPORT_DIR)
-    metrics_path = getattr(args, "metrics", METRICS_FILE)
-    tables = index.load(index_dir)
-    check_inputs(tables, params.eda.example_study)  # before a tracking run is opened
-    options = (params.eda.example_study, params.eda.max_scatter_points, params.seed)
-    if args.no_tracking:
-        head = run(tables, Path(params.data.root), out_dir, metrics_path, *options)
-    else:
-        from lsdc import tracking
-
-        with tracking.stage_run("eda", params):
-            head = run(tables, Path(params.data.root), out_dir, metrics_path, *options)
-            tracking.log_metrics(head)
-            tracking.log_artifact(out_dir)
-            tracking.log_artifact(metrics_path)
-            tracking.log_artifact(headline.details_path(metrics_path))
-    print(f"EDA report: {out_dir / REPORT_FILE}")
-    print(json.dumps({k: head[k] for k in ("studies", "label_cells", "coord_rows")}))
-    return 0

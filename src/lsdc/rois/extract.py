@@ -12,8 +12,6 @@ does not grow with the number of studies.
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 import multiprocessing
 import resource
@@ -27,8 +25,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lsdc import headline, index, schema
-from lsdc.params import INDEX_DIR, METRICS_DIR, MODELS_DIR, REPORTS_DIR, ROIS_DIR, Params
+from lsdc import headline, index, paths, schema
+from lsdc.params import Params
 from lsdc.rois import report, select, sheet
 from lsdc.rois.detectors import Detectors, YoloDetectors
 from lsdc.rois.slots import study_slots
@@ -38,9 +36,6 @@ from lsdc.rois.study import ExtractedRois, SeriesRef, StudyImages, extract_study
 log = logging.getLogger(__name__)
 
 STAGE = "extract_rois"
-METRICS_FILE = METRICS_DIR / "rois.json"
-SHEETS_DIR = REPORTS_DIR / "rois"
-DETECTORS_DIR = MODELS_DIR / "detectors"
 SPLIT_ORDER = {"train": 0, "test": 1}
 
 
@@ -119,9 +114,9 @@ def peak_rss_mb() -> dict[str, float]:
 
 # ----------------------------------------------------------------------------- stage
 
-def run(params: Params, index_dir: Path = INDEX_DIR, out_dir: Path = ROIS_DIR,
-        metrics_path: Path = METRICS_FILE, sheets_dir: Path = SHEETS_DIR,
-        detectors: Detectors | None = None, models_dir: Path = DETECTORS_DIR) -> dict:
+def run(params: Params, index_dir: Path = paths.INDEX_DIR, out_dir: Path = paths.ROIS_DIR,
+        metrics_path: Path = paths.ROIS_METRICS, sheets_dir: Path = paths.ROI_SHEETS_DIR,
+        detectors: Detectors | None = None, models_dir: Path = paths.DETECTORS_DIR) -> dict:
     """Write the ROI store, metrics and contact sheets; return the metrics."""
     select.check_policy(params.rois.selection)
     if detectors is None:
@@ -164,36 +159,3 @@ def run(params: Params, index_dir: Path = INDEX_DIR, out_dir: Path = ROIS_DIR,
              len(tasks), len(store_index), seconds, seconds / max(1, len(tasks)), memory["main"], memory["largest_worker"])
     metrics["_runtime"] = {"seconds": round(seconds, 2), "peak_rss_mb": memory}
     return metrics
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--index-dir", type=Path, default=INDEX_DIR, help="ingest index folder")
-    parser.add_argument("--models-dir", type=Path, default=DETECTORS_DIR, help="folder of <plane>.pt detectors")
-    parser.add_argument("--out", type=Path, default=ROIS_DIR, help="ROI store folder to write")
-    parser.add_argument("--metrics", type=Path, default=METRICS_FILE, help="metrics JSON to write")
-    parser.add_argument("--sheets", type=Path, default=SHEETS_DIR, help="contact sheet folder")
-    parser.add_argument("--no-tracking", action="store_true", help="do not log to MLflow")
-
-
-def main(params: Params, args: argparse.Namespace) -> int:
-    opt = lambda name, default: getattr(args, name, None) or default  # noqa: E731
-    kwargs = dict(index_dir=opt("index_dir", INDEX_DIR), out_dir=opt("out", ROIS_DIR),
-                  metrics_path=opt("metrics", METRICS_FILE), sheets_dir=opt("sheets", SHEETS_DIR),
-                  models_dir=opt("models_dir", DETECTORS_DIR))
-    if getattr(args, "no_tracking", False):
-        metrics = run(params, **kwargs)
-    else:
-        from lsdc import tracking
-
-        with tracking.stage_run(STAGE, params):
-            metrics = run(params, **kwargs)
-            tracking.log_metrics({k: v for k, v in metrics.items() if k != "selection"})
-            tracking.log_artifact(kwargs["metrics_path"])
-            tracking.log_artifact(headline.details_path(kwargs["metrics_path"]))
-            tracking.log_metrics(metrics["_runtime"], prefix="runtime/")
-            tracking.log_artifact(kwargs["sheets_dir"], artifact_path="contact_sheets")
-    runtime = metrics.pop("_runtime")
-    print(json.dumps({"studies": metrics["studies"], "crops": metrics["crops"],
-                      "distance_mm": {k: v for k, v in metrics.get("distance_mm", {}).items()
-                                      if not isinstance(v, dict)}, "runtime": runtime}))
-    return 0

@@ -13,34 +13,28 @@ import logging
 import time
 from pathlib import Path
 
-from lsdc import headline, tracking
-from lsdc import params as params_mod
+from lsdc import headline, paths, tracking
 from lsdc.params import Params
 from lsdc.synth import generate
 
 log = logging.getLogger(__name__)
 
-METRICS_FILE = params_mod.METRICS_DIR / "synth.json"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", type=Path, default=params_mod.SYNTH_DIR,
-                        help=f"dataset folder (default {params_mod.SYNTH_DIR})")
-    parser.add_argument("--metrics", type=Path, default=METRICS_FILE,
-                        help=f"metrics JSON (default {METRICS_FILE})")
+    parser.add_argument("--out", type=Path, default=paths.SYNTH_DIR, help="dataset folder")
+    parser.add_argument("--metrics", type=Path, default=paths.SYNTH_METRICS, help="metrics JSON")
     parser.add_argument("--workers", type=int, default=None,
                         help="override runtime.workers for this run (does not change the output)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
 def main(params: Params, args: argparse.Namespace) -> int:
-    out = Path(getattr(args, "out", params_mod.SYNTH_DIR))
-    metrics_path = Path(getattr(args, "metrics", METRICS_FILE))
+    out, metrics_path = args.out, args.metrics
     workers = params.runtime.workers if args.workers is None else args.workers
     with tracking.stage_run("synth", params):
         start = time.perf_counter()
         summary = generate.generate(params.synth, out, workers=workers,
-                                    progress=not getattr(args, "no_progress", False))
+                                    progress=not args.no_progress)
         seconds = time.perf_counter() - start
         headline.write("synth", summary, metrics_path)
         n = summary["train"]["studies"] + summary["test"]["studies"]

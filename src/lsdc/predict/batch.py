@@ -13,10 +13,7 @@ score of the submission, of the constant training prior and of the oracle
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,31 +23,29 @@ import numpy as np
 import pandas as pd
 
 from lsdc import headline, metrics, schema
+from lsdc import paths as lsdc_paths
 from lsdc.classify import data
 from lsdc.classify.engine import resolve_device
 from lsdc.ingest.csvs import read_series_csv
 from lsdc.ingest.problems import Problems
-from lsdc.params import INDEX_DIR, METRICS_DIR, MODELS_DIR, ROIS_DIR, Params
+from lsdc.params import Params
 from lsdc.predict import ensemble, submission
 
 log = logging.getLogger(__name__)
 
 STAGE = "predict"
-SUBMISSION_FILE = Path("data/processed/submission.csv")
-NOTES_FILE = Path("data/processed/submission_notes.csv")
-METRICS_FILE = METRICS_DIR / "test.json"
-CLASSIFIER_SUBDIR = "classifier"
+CLASSIFIER_SUBDIR = lsdc_paths.CLASSIFIER_DIR.name  # models_dir/<this>/fold_<k>.pt
 NOTE_COLUMNS = ("study_id", "reason", "prior_labels", "prior_columns")
 
 
 @dataclass(frozen=True)
 class Paths:
-    rois_dir: Path = ROIS_DIR
-    models_dir: Path = MODELS_DIR  # holds classifier/fold_<k>.pt
-    labels: Path = INDEX_DIR / data.LABELS_FILE
-    submission: Path = SUBMISSION_FILE
-    notes: Path = NOTES_FILE
-    metrics: Path = METRICS_FILE
+    rois_dir: Path = lsdc_paths.ROIS_DIR
+    models_dir: Path = lsdc_paths.MODELS_DIR  # holds classifier/fold_<k>.pt
+    labels: Path = lsdc_paths.LABELS_FILE
+    submission: Path = lsdc_paths.SUBMISSION_FILE
+    notes: Path = lsdc_paths.SUBMISSION_NOTES_FILE
+    metrics: Path = lsdc_paths.TEST_METRICS
 
 
 def test_series(root: Path) -> pd.DataFrame:
@@ -95,14 +90,6 @@ def study_notes(series: pd.DataFrame, index: pd.DataFrame, study_ids: np.ndarray
             rows.append((int(sid), "; ".join(reasons) or "labels without crops", len(prior_cols),
                          ";".join(prior_cols)))
     return pd.DataFrame(rows, columns=list(NOTE_COLUMNS))
-
-
-def _finite(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
 
 
 def score(root: Path, frame: pd.DataFrame, prior: ensemble.Prior) -> dict[str, Any]:
@@ -157,40 +144,3 @@ def run(params: Params, paths: Paths = Paths()) -> dict[str, Any]:
     headline.write("test", result, paths.metrics)
     # wall-clock time is logged to MLflow only (main): in a DVC out it would change dvc.lock
     return {**result, "_seconds": round(time.perf_counter() - start, 2)}
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--rois-dir", type=Path, default=ROIS_DIR, help="ROI store folder (with the test studies)")
-    parser.add_argument("--models-dir", type=Path, default=MODELS_DIR,
-                        help=f"folder holding {CLASSIFIER_SUBDIR}/fold_<k>.pt")
-    parser.add_argument("--labels", type=Path, default=INDEX_DIR / data.LABELS_FILE,
-                        help="labels.parquet for the training prior (may be absent)")
-    parser.add_argument("--out", type=Path, default=SUBMISSION_FILE, help="submission CSV to write")
-    parser.add_argument("--notes", type=Path, default=NOTES_FILE, help="notes CSV to write")
-    parser.add_argument("--metrics", type=Path, default=METRICS_FILE, help="metrics JSON to write")
-    parser.add_argument("--no-tracking", action="store_true", help="do not log to MLflow")
-
-
-def main(params: Params, args: argparse.Namespace) -> int:
-    opt = lambda name, default: getattr(args, name, None) or default  # noqa: E731
-    paths = Paths(rois_dir=opt("rois_dir", ROIS_DIR), models_dir=opt("models_dir", MODELS_DIR),
-                  labels=opt("labels", Paths.labels), submission=opt("out", SUBMISSION_FILE),
-                  notes=opt("notes", NOTES_FILE), metrics=opt("metrics", METRICS_FILE))
-    if getattr(args, "no_tracking", False):
-        result = run(params, paths)
-    else:
-        from lsdc import tracking
-
-        with tracking.stage_run(STAGE, params):
-            result = run(params, paths)
-            tracking.set_tags({"prior_source": result["prior_source"]})
-            tracking.log_metrics({k: v for k, v in result.items() if k not in ("prior_source", "_seconds")})
-            tracking.log_metrics({"seconds": result["_seconds"]})
-            for path in (paths.submission, paths.notes, paths.metrics, headline.details_path(paths.metrics)):
-                tracking.log_artifact(path)
-    summary = {k: result.get(k) for k in ("n_studies", "studies_with_notes", "labels_from_prior")}
-    if result.get("scored"):
-        summary.update(model=result["model"]["total"], constant_prior=result["constant_prior"]["total"],
-                       oracle=result.get("oracle", {}).get("total"), normalised_skill=result.get("normalised_skill"))
-    print(json.dumps(_finite(summary)))
-    return 0
