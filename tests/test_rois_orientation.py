@@ -168,3 +168,24 @@ def test_localiser_in_an_axial_dicom_series_is_dropped_with_a_reason(tmp_path):
     assert len(s) == 3 and s.instances == [1, 2, 3] and s.frame_of_reference == "1.2.9"
     assert [(d["file"], d["kind"]) for d in skipped] == [("ax/4.dcm", OFF_PLANE)]
     assert "localiser" in skipped[0]["reason"]
+
+
+class _GuessingT2:
+    """Boxes at every level on every sag_t2 slice, all from a count that is not anchored."""
+
+    def __init__(self, status):
+        self.status = status
+
+    def points(self, plane, images, spacings, sides=None, midlines=None):
+        rows = [(j, lv, None, 32.0, 8.0 + 10 * i, 0.9, self.status, "")
+                for j in range(len(images)) for i, lv in enumerate(schema.LEVELS)]
+        return pd.DataFrame(rows, columns=list(POINT_COLUMNS))
+
+
+def test_a_guessed_level_is_never_used_as_if_known():
+    for status, want in (("ambiguous", "imputed"), ("ok", "detected")):
+        sag = _series([_sagittal(x) for x in (-4.0, 0.0, 4.0)], "sag_t2", "1", 10)
+        loaded = {"sag_t2": [sag], "sag_t1": [], "ax_t2": []}
+        locs: dict = {}
+        study._sagittal(loaded, _GuessingT2(status), Params(), "anatomy", locs)
+        assert {locs[("sag_t2", lv, None)].source for lv in schema.LEVELS} == {want}
