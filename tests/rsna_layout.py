@@ -21,7 +21,8 @@ def write_slice(path: Path, *, rows: int = 32, cols: int = 32, instance: int | N
                 ipp: Sequence[float] | None = (0.0, 0.0, 0.0), iop: Sequence[float] | None = SAG_IOP,
                 spacing: Sequence[float] | None = (0.5, 0.5), rle: bool = False,
                 pixels: np.ndarray | None = None, description: str = "Sagittal T1",
-                photometric: str = "MONOCHROME2", thickness: float | None = 4.0) -> Path:
+                photometric: str = "MONOCHROME2", thickness: float | None = 4.0,
+                frame: str | None = None) -> Path:
     """Write one single-frame MR slice (16 bits allocated, 12 stored) and return its path."""
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = MRImageStorage
@@ -43,6 +44,8 @@ def write_slice(path: Path, *, rows: int = 32, cols: int = 32, instance: int | N
         ds.PixelSpacing = [float(v) for v in spacing]
     if thickness is not None:
         ds.SliceThickness = thickness
+    if frame is not None:
+        ds.FrameOfReferenceUID = frame
     ds.Rows, ds.Columns = rows, cols
     ds.SamplesPerPixel = 1
     ds.PhotometricInterpretation = photometric

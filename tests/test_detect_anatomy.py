@@ -1,6 +1,13 @@
-import numpy as np
+import json
 
+import numpy as np
+import pandas as pd
+import pytest
+
+from lsdc import schema
+from lsdc.detect import naming_check
 from lsdc.detect.anatomy import AMBIGUOUS, OK, assign_levels, assign_sides, top_per_class
+from spine_chains import chain, random_chains
 
 SP = (0.5, 0.5)  # mm per px (row, col)
 
@@ -20,13 +27,19 @@ def test_five_discs_bottom_is_l5s1():
     assert a.chosen == {"L5/S1": 0, "L4/L5": 1, "L3/L4": 2, "L2/L3": 3, "L1/L2": 4}
 
 
-def test_thoracic_boxes_above_l1l2_are_dropped():
+def test_weak_thoracic_boxes_above_l1l2_are_dropped():
     xy = spine(n_above=2)
     order = np.random.default_rng(0).permutation(len(xy))
-    a = assign_levels(xy[order], np.full(len(xy), 0.8), SP)
+    conf = np.r_[np.full(5, 0.8), 0.2, 0.15]  # the detector was taught to ignore thoracic discs
+    a = assign_levels(xy[order], conf[order], SP)
     inv = {int(o): i for i, o in enumerate(order)}
     assert a.status == OK
     assert a.chosen == {lv: inv[k] for k, lv in enumerate(["L5/S1", "L4/L5", "L3/L4", "L2/L3", "L1/L2"])}
+
+
+def test_six_equally_strong_boxes_are_ambiguous_not_counted_blindly():
+    a = assign_levels(spine(n_above=1), np.full(6, 0.8), SP)
+    assert a.status == AMBIGUOUS and any("more than the 5 lumbar" in n for n in a.notes)
 
 
 def test_missing_disc_counts_a_gap_and_is_ambiguous():
@@ -59,6 +72,10 @@ def test_sides_larger_column_is_patient_left():
     xy = np.array([[80.0, 120.0], [150.0, 118.0], [10.0, 10.0]])
     a = assign_sides(xy, [0.7, 0.8, 0.9], SP)
     assert a.chosen == {"left": 1, "right": 0} and a.status == OK
+    mirrored = assign_sides(xy, [0.7, 0.8, 0.9], SP, left_on_larger_col=False)
+    assert mirrored.chosen == {"left": 0, "right": 1}
+    one = assign_sides(xy[1:2], [0.7], SP, midline_x=115.0, left_on_larger_col=False)
+    assert one.chosen == {"right": 0}
 
 
 def test_single_side_box_uses_midline():
@@ -69,3 +86,97 @@ def test_single_side_box_uses_midline():
 def test_top_per_class():
     a = top_per_class([0, 0, 1], [0.2, 0.6, 0.3], ("a", "b", "c"))
     assert a.chosen == {"a": 1, "b": 2} and a.status == AMBIGUOUS
+
+
+def _names(a, truth):
+    return {lv: truth[i] for lv, i in a.chosen.items()}
+
+
+LEVELS = list(schema.LEVELS)
+
+
+@pytest.mark.parametrize("spacings", [(22.0, 22.0, 22.0, 22.0), (44.0, 44.0, 44.0, 44.0), (22.0, 26.0, 30.0, 34.0)])
+@pytest.mark.parametrize("sense", [1.0, -1.0])
+def test_strongly_lordotic_spine_is_named_right(spacings, sense):
+    mm = chain(50.0, spacings, tilt_deg=35.0, sense=sense)
+    assert naming_check.bend_deg(mm) == pytest.approx(50.0, abs=0.5)
+    a = assign_levels(mm[::-1] / 0.5, np.full(5, 0.9), SP)  # px at 0.5 mm, L5/S1 first
+    assert a.status == OK, a.notes
+    assert _names(a, LEVELS[::-1]) == {lv: lv for lv in LEVELS}
+
+
+def test_lordotic_spine_the_old_line_consensus_rejected():
+    # 16 mm off a straight line: the old 12 mm line test dropped a real disc here
+    mm = chain(51.0, (40.0, 42.0, 44.0, 44.0), tilt_deg=40.0, turns=(10.0, 30.0, 11.0))
+    assert naming_check.max_offline_mm(mm) > 12.0
+    a = assign_levels(mm / 0.5, np.full(5, 0.9), SP)
+    assert a.status == OK and _names(a, LEVELS) == {lv: lv for lv in LEVELS}
+
+
+def test_missed_l5s1_is_flagged_never_silently_shifted():
+    mm = chain(30.0, (33.0, 33.0, 33.0, 33.0))[:4]  # L1/L2..L4/L5: L5/S1 missed
+    a = assign_levels(mm / 0.5, np.full(4, 0.9), SP)
+    assert a.status == AMBIGUOUS
+    assert any("nothing shows the lowest box is L5/S1" in n for n in a.notes)
+    # the caller's evidence (another plane, a sacrum detection) would anchor it
+    assert assign_levels(mm / 0.5, np.full(4, 0.9), SP, lowest_is_l5s1=True).status == OK
+
+
+@pytest.mark.parametrize("turn", [0.0, 20.0, 40.0, 70.0])
+def test_extra_box_below_l5s1_is_flagged(turn):
+    mm = chain(25.0, (33.0, 33.0, 33.0, 33.0), tilt_deg=20.0)
+    last = mm[4] - mm[3]
+    t = np.deg2rad(turn)
+    extra = mm[4] + 0.8 * np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]]) @ last
+    a = assign_levels(np.vstack([mm, extra]) / 0.5, np.full(6, 0.9), SP)
+    assert a.status == AMBIGUOUS, (turn, a)
+
+
+def test_weak_extra_box_below_l5s1_is_ignored():
+    mm = chain(25.0, (33.0, 33.0, 33.0, 33.0), tilt_deg=20.0)
+    extra = mm[4] + 0.8 * (mm[4] - mm[3])
+    a = assign_levels(np.vstack([mm, extra]) / 0.5, np.r_[np.full(5, 0.9), 0.2], SP)
+    assert a.status == OK and _names(a, LEVELS + [None]) == {lv: lv for lv in LEVELS}
+
+
+def test_flipped_image_counts_from_the_feet_given_the_head_direction():
+    mm = chain(30.0, (33.0, 33.0, 33.0, 33.0))
+    flipped = mm * [1, -1] + [0, 600]  # upside-down image: the head is at the bottom
+    a = assign_levels(flipped / 0.5, np.full(5, 0.9), SP, head=(0.0, 1.0))
+    assert a.status == OK and _names(a, LEVELS) == {lv: lv for lv in LEVELS}
+
+
+def test_naming_check_on_real_ranges_meets_the_targets():
+    rng = np.random.default_rng(3)
+    chains = [naming_check.Chain(str(i), mm, float(rng.uniform(220, 400)))
+              for i, mm in enumerate(random_chains(800, seed=7))]
+    bends = np.array([naming_check.bend_deg(c.mm) for c in chains])
+    offs = np.array([naming_check.max_offline_mm(c.mm) for c in chains])
+    assert np.percentile(bends, 95) > 48 and np.percentile(offs, 99) > 13  # as hard as real spines
+    report = naming_check.evaluate(chains)
+    for sc, rep in report.items():
+        assert rep["all"]["silent"] == 0, sc
+    for label, b in report["true"]["bend"].items():
+        assert b["n"] > 100 and b["confirmed"] >= 0.99, (label, b)
+    for label, b in report["true"]["fov"].items():
+        assert b["n"] > 50 and b["confirmed"] >= 0.99, (label, b)
+    assert report["drop_l5s1"]["all"]["doubt"] == 1.0 and report["extra_below"]["all"]["doubt"] == 1.0
+    assert report["extra_above"]["all"]["confirmed"] >= 0.99
+
+
+def test_naming_check_reads_a_coordinates_table(tmp_path):
+    mm = chain(30.0, (33.0, 33.0, 33.0, 33.0), origin=(150.0, 250.0))
+    px = mm / (300.0 / 512)
+    rows = [{"series_id": 7, "condition": "Spinal Canal Stenosis", "level": lv, "x": x, "y": y,
+             "rows": 512, "cols": 512} for lv, (x, y) in zip(LEVELS, px)]
+    rows.append({"series_id": 8, "condition": "Spinal Canal Stenosis", "level": "L1/L2", "x": 1.0, "y": 1.0,
+                 "rows": 512, "cols": 512})  # incomplete: skipped
+    path = tmp_path / "coords.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    out = tmp_path / "naming.json"
+    assert naming_check.main(["--coords", str(path), "--fov-mm", "250", "350", "--out", str(out),
+                              "--scenarios", "true", "drop_l5s1"]) == 0
+    rep = json.loads(out.read_text())
+    assert rep["true"]["all"] == {"n": 2, "right": 1.0, "confirmed": 1.0, "doubt": 0.0, "silent": 0}
+    assert rep["true"]["fov"]["<260"]["n"] == 1 and rep["true"]["fov"][">=340"]["n"] == 1
+    assert rep["drop_l5s1"]["all"]["silent"] == 0

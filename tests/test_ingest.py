@@ -61,6 +61,7 @@ def test_clean_root_has_no_problems_and_full_tables(root, tmp_path):
     axial = inst[(inst["series_id"] == 10012)].sort_values("spatial_rank")
     assert axial["instance_number"].tolist() == [3, 2, 1] and axial["geometry_ok"].all()
     assert axial["normal_pos"].tolist() == [-30.0, -26.0, -22.0]
+    assert inst["frame_of_reference_uid"].isna().all()  # optional tag, absent here: null, not "None"
     for _, group in inst.groupby("series_id"):
         assert group.sort_values("normal_pos")["spatial_rank"].tolist() == list(range(len(group)))
     assert (inst["transfer_syntax"][inst["series_id"] == 10011] == "1.2.840.10008.1.2.5").all()

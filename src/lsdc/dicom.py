@@ -147,6 +147,7 @@ class SliceHeader:
     spacing_between_slices: float | None
     n_frames: int = 1
     series_description: str | None = None
+    frame_of_reference: str | None = None  # FrameOfReferenceUID: series sharing it share patient coordinates
 
     @cached_property
     def geometry(self) -> SliceGeometry | None:
@@ -170,6 +171,7 @@ _TAG = {
     "SamplesPerPixel": 0x00280002, "PhotometricInterpretation": 0x00280004,
     "SliceThickness": 0x00180050, "SpacingBetweenSlices": 0x00180088,
     "NumberOfFrames": 0x00280008, "SeriesDescription": 0x0008103E,
+    "FrameOfReferenceUID": 0x00200052,
 }
 _US_KEYWORDS = frozenset({"Rows", "Columns", "BitsAllocated", "BitsStored", "SamplesPerPixel"})
 
@@ -261,6 +263,7 @@ def header_from_dataset(ds: pydicom.Dataset, path: str | Path) -> SliceHeader:
         spacing_between_slices=between[0] if between else None,
         n_frames=_int(ds, "NumberOfFrames") or 1,
         series_description=_text(ds, "SeriesDescription"),
+        frame_of_reference=_text(ds, "FrameOfReferenceUID"),
     )
 
 
@@ -507,6 +510,105 @@ def nearest_slice(geometries: Sequence[SliceGeometry | None], point: Sequence[fl
     return best
 
 
+def larger_column_is_left(geom: SliceGeometry | None) -> bool | None:
+    """Whether a larger image column lies towards patient left (+x in LPS): the sign of the
+    row direction's x component (ImageOrientationPatient[0]). True for the usual axial
+    orientation, False for a mirrored one; None without geometry or when the row direction
+    is (nearly) perpendicular to x (a sagittal slice)."""
+    if geom is None or abs(float(geom.row_dir[0])) < 0.1:
+        return None
+    return bool(geom.row_dir[0] > 0)
+
+
+def _angle_deg(a: np.ndarray, b: np.ndarray) -> float:
+    """Angle between two slice normals ignoring their sign (0..90 degrees)."""
+    return float(np.degrees(np.arccos(np.clip(abs(float(a @ b)), 0.0, 1.0))))
+
+
+def off_plane_slices(geoms: Sequence[SliceGeometry | None], plane_axis: Sequence[float],
+                     max_deg: float = 45.0) -> list[int]:
+    """Slices of another orientation inside a series (a localiser in an axial series):
+    normal more than ``max_deg`` from both the series' dominant normal (that of the most
+    common orientation) and the plane's own patient axis (z for axial, x for sagittal).
+    Angled axial blocks (+-25 degrees) stay: they are near the axis even when far from
+    each other."""
+    known = [(i, g.normal) for i, g in enumerate(geoms) if g is not None]
+    if not known:
+        return []
+    axis = np.asarray(plane_axis, float) / np.linalg.norm(plane_axis)
+    votes = [sum(_angle_deg(n, m) <= 5.0 for _, m in known) for _, n in known]
+    dominant = known[int(np.argmax(votes))][1]
+    return [i for i, n in known if _angle_deg(n, dominant) > max_deg and _angle_deg(n, axis) > max_deg]
+
+
+def block_labels(geoms: Sequence[SliceGeometry | None], same_deg: float = 3.0, gap_factor: float = 2.5,
+                 min_gap_mm: float = 10.0) -> np.ndarray:
+    """Block per slice, by orientation then position: slices whose normals lie within
+    ``same_deg`` of each other form one orientation group (in any order, so interleaved
+    instance numbers do not matter); a group is split where consecutive positions along
+    its own normal jump by more than max(gap_factor x its median step, min_gap_mm).
+    Blocks are numbered in order of their centre along the series' mean normal. A slice
+    without geometry gets -1 (callers place it by instance number)."""
+    labels = np.full(len(geoms), -1, dtype=np.int64)
+    refs: list[np.ndarray] = []
+    groups: list[list[int]] = []
+    for i, g in enumerate(geoms):
+        if g is None:
+            continue
+        for k, ref in enumerate(refs):
+            if _angle_deg(g.normal, ref) <= same_deg:
+                groups[k].append(i)
+                break
+        else:
+            refs.append(g.normal)
+            groups.append([i])
+    if not groups:
+        return labels
+    blocks: list[list[int]] = []
+    for ref, members in zip(refs, groups):
+        pos = np.array([geoms[i].ipp @ ref for i in members])
+        order = np.argsort(pos, kind="stable")
+        steps = np.diff(pos[order])
+        limit = max(gap_factor * float(np.median(steps)) if len(steps) else 0.0, min_gap_mm)
+        current = [members[order[0]]]
+        for st, o in zip(steps, order[1:]):
+            if st > limit:
+                blocks.append(current)
+                current = []
+            current.append(members[o])
+        blocks.append(current)
+    mean = series_normal([np.concatenate([geoms[b[0]].row_dir, geoms[b[0]].col_dir]) for b in blocks])
+    centres = [float(np.mean([geoms[i].ipp @ mean for i in b])) for b in blocks]
+    for rank, k in enumerate(np.argsort(centres, kind="stable")):
+        labels[blocks[k]] = rank
+    return labels
+
+
+def sort_by_blocks(geoms: Sequence[SliceGeometry | None], fallback: Sequence[int]) -> list[int]:
+    """Slice order for a series of angled blocks: blocks in order along the series' mean
+    normal (block_labels), slices within a block along the block's own normal (sign-
+    aligned to the mean), so two blocks at different tilts never interleave. Slices
+    without geometry keep their place after the slice that precedes them in ``fallback``
+    (the sort_slices order)."""
+    labels = block_labels(geoms)
+    known = [i for i in range(len(geoms)) if labels[i] >= 0]
+    if not known:
+        return list(fallback)
+    mean = series_normal([np.concatenate([geoms[i].row_dir, geoms[i].col_dir]) for i in known])
+
+    def key(i: int) -> tuple[int, float]:
+        n = geoms[i].normal
+        n = n if n @ mean >= 0 else -n
+        return int(labels[i]), float(geoms[i].ipp @ n)
+
+    order = sorted(known, key=key)
+    for pos, i in enumerate(fallback):  # slices without geometry: after their predecessor
+        if labels[i] < 0:
+            before = [j for j in fallback[:pos] if j in order]
+            order.insert(order.index(before[-1]) + 1 if before else 0, i)
+    return order
+
+
 # ----------------------------------------------------------------------------- pixels
 
 def _decoding_plugin(transfer_syntax: str) -> str | None:
@@ -679,6 +781,6 @@ __all__ = [
     "DicomReadError", "SliceGeometry", "SliceHeader", "SeriesPixels",
     "EMPTY_FILE", "NOT_DICOM", "TRUNCATED", "NO_PIXELS", "UNDECODABLE",
     "read_header", "header_from_dataset", "slice_normal", "normal_position", "series_normal",
-    "series_positions", "slice_positions", "spatial_ranks", "sort_slices", "duplicate_positions", "duplicate_groups", "nearest_slice",
+    "series_positions", "slice_positions", "spatial_ranks", "sort_slices", "duplicate_positions", "duplicate_groups", "nearest_slice", "larger_column_is_left", "off_plane_slices", "block_labels", "sort_by_blocks",
     "decode_pixels", "read_pixels", "read_series", "series_files", "normalise_uint8",
 ]

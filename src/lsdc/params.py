@@ -115,8 +115,11 @@ class DetectInfer:
 
 @dataclass(frozen=True)
 class DetectAnatomy:
-    disc_spacing_mm: tuple[float, float] = (18.0, 60.0)
-    max_offaxis_mm: float = 12.0
+    disc_spacing_mm: tuple[float, float] = (14.0, 60.0)
+    max_turn_deg: float = 45.0
+    max_ratio: float = 1.6
+    max_tilt_deg: float = 70.0
+    weak_ratio: float = 0.5
     side_sep_mm: tuple[float, float] = (6.0, 50.0)
 
 

@@ -1,14 +1,27 @@
 """Which level or side a detected box is: a deterministic step after detection.
 
-Levels (sagittal slices): boxes are merged when closer than a disc spacing allows,
-boxes off the spine axis fitted to the rest are rejected, the remaining boxes are
-ordered along the spine (head at the top of the image), the lowest is L5/S1 and the
-levels are counted up from it; a gap of about k disc spacings counts k - 1 missing
-discs. Boxes above L1/L2 (thoracic discs) are dropped. Anything that makes the count
-doubtful is reported as status 'ambiguous' with notes, not forced.
+Levels (sagittal slices), `assign_levels`: boxes closer than half a disc spacing are
+merged; the remaining boxes are linked into the longest chain that climbs from the feet
+towards the head with a plausible disc spacing and with continuity of direction and
+spacing from one link to the next (a real lumbar spine bends up to ~50 degrees between
+its L1/L2->L2/L3 and L4/L5->L5/S1 directions and lies up to ~16 mm off a straight line,
+so no global line or curve is imposed: each link is judged against its neighbour). A
+link of about two spacings counts one missing disc. Levels are counted up from the
+chain's lowest box, taken as L5/S1.
 
-Sides (axial slices): the pair of boxes whose left-right distance is plausible; the
-box with the larger column is patient left (patient left is on the image right).
+The count is anchored only when the chain spans exactly the five lumbar levels without a
+gap (or the caller vouches for its lowest box, `lowest_is_l5s1`), or when a longer chain
+has end boxes much weaker than the rest (a thoracic disc or a sacral line the detector
+was taught to ignore). Anything else - fewer than five levels, a gap, more boxes than
+lumbar levels of equal strength, a weak box at an end of the chain, a box below the
+chain left out of it, a short lowest spacing - returns status 'ambiguous' with notes:
+the names are then the best guess from the bottom and callers must not use them as if
+known (lsdc.rois resolves them from the other plane or marks their crops imputed).
+
+Sides (axial slices), `assign_sides`: the pair of boxes whose left-right distance is
+plausible; which one is patient left comes from the slice's ImageOrientationPatient
+(`left_on_larger_col`: the row direction's x component is positive, i.e. the image
+column increases towards patient left, +x in LPS) - a mirrored series flips it.
 
 All distances are in mm through the pixel spacing (row, col).
 """
@@ -33,6 +46,10 @@ class Assignment:
     notes: tuple[str, ...] = ()
     rejected: tuple[int, ...] = field(default=())
 
+    @property
+    def ok(self) -> bool:
+        return self.status == OK
+
 
 def _to_mm(xy_px: np.ndarray, spacing: tuple[float, float]) -> np.ndarray:
     row_sp, col_sp = spacing
@@ -48,36 +65,63 @@ def _merge_close(mm: np.ndarray, conf: np.ndarray, idx: list[int], min_mm: float
     return kept
 
 
-def _residuals(mm: np.ndarray, fit_idx: list[int], deg: int) -> np.ndarray:
-    """Distance (mm, along x) of every box from x = poly(y) fitted to the fit_idx boxes."""
-    coef = np.polyfit(mm[fit_idx, 1], mm[fit_idx, 0], deg)
-    return np.abs(np.polyval(coef, mm[:, 1]) - mm[:, 0])
+@dataclass(frozen=True)
+class ChainRules:
+    """What one link of the disc chain may look like (see assign_levels)."""
+
+    spacing_mm: tuple[float, float] = (14.0, 60.0)  # one disc spacing
+    max_turn_deg: float = 45.0  # direction change between consecutive links (per disc step)
+    max_ratio: float = 1.6  # ratio of consecutive per-step spacings
+    max_tilt_deg: float = 70.0  # angle of a link from the image's head direction
 
 
-def _reject_off_axis(
-    mm: np.ndarray, conf: np.ndarray, idx: list[int], max_off: float
-) -> tuple[list[int], list[int]]:
-    """Consensus axis: the line through two boxes that most boxes lie near (ties: more
-    confidence), refitted (quadratic from five boxes on) to its inliers; boxes farther
-    than max_off mm from it are rejected."""
-    if len(idx) < 3:
-        return list(idx), []
-    best, best_score = None, (-1, -np.inf)
-    for a in range(len(idx)):
-        for b in range(a + 1, len(idx)):
-            i, j = idx[a], idx[b]
-            if abs(mm[i, 1] - mm[j, 1]) < 1e-6:
+def _chain(mm: np.ndarray, conf: np.ndarray, idx: list[int], head: np.ndarray, r: ChainRules
+           ) -> tuple[list[int], list[int]]:
+    """Longest chain feet -> head: (box indices bottom first, disc steps of each link 1/2).
+
+    Dynamic programme over states (previous box, last box, steps of the last link); a
+    transition is allowed when the new link keeps the spacing ratio and the turn within
+    the rules. Ranking: more boxes, then fewer gaps, then more confidence minus turning."""
+    lo, hi = r.spacing_mm
+    order = sorted(idx, key=lambda i: float(mm[i] @ head))
+    cos_tilt = np.cos(np.deg2rad(r.max_tilt_deg))
+    links: dict[int, list[tuple[int, int, float, np.ndarray]]] = {i: [] for i in order}
+    for a, i in enumerate(order):
+        for j in order[a + 1:]:
+            d = mm[j] - mm[i]
+            length = float(np.linalg.norm(d))
+            if length < 1e-9 or (d / length) @ head < cos_tilt:
                 continue
-            res = _residuals(mm, [i, j], 1)
-            inl = [k for k in idx if res[k] <= max_off]
-            score = (len(inl), float(conf[inl].sum()))
-            if score > best_score:
-                best, best_score = inl, score
-    if best is None or len(best) < 2:
-        return list(idx), []
-    res = _residuals(mm, best, 2 if len(best) >= 5 else 1)
-    kept = [k for k in idx if res[k] <= max_off]
-    return kept, [k for k in idx if k not in kept]
+            for k in (1, 2):
+                if k * lo <= length <= k * hi:
+                    links[i].append((j, k, length / k, d / length))
+    # best[(i, j, k)] = (rank tuple, chain list, steps list)
+    best: dict[tuple[int, int, int], tuple[tuple, list[int], list[int]]] = {}
+    for i in order:  # feet first: every state's predecessors are final before it extends
+        for j, k, _, _ in links[i]:
+            key = (i, j, k)
+            if key not in best:
+                best[key] = ((2, -(k - 1), conf[i] + conf[j]), [i, j], [k])
+        for (p, q, kq), (rank, chain, steps) in list(best.items()):
+            if q != i:
+                continue
+            dq = mm[q] - mm[p]
+            sq = float(np.linalg.norm(dq)) / kq
+            dq = dq / np.linalg.norm(dq)
+            for j, k, step, dj in links[i]:
+                ratio = step / sq
+                turn = np.degrees(np.arccos(np.clip(dq @ dj, -1.0, 1.0)))
+                if not (1 / r.max_ratio <= ratio <= r.max_ratio) or turn > r.max_turn_deg * (1.5 if max(k, kq) > 1 else 1.0):
+                    continue
+                new = (rank[0] + 1, rank[1] - (k - 1), rank[2] + conf[j] - turn / 180.0)
+                key = (i, j, k)
+                if key not in best or new > best[key][0]:
+                    best[key] = (new, chain + [j], steps + [k])
+    if not best:
+        top = max(idx, key=lambda i: conf[i])
+        return [top], []
+    _, chain, steps = max(best.values(), key=lambda v: v[0])
+    return chain, steps
 
 
 def assign_levels(
@@ -85,61 +129,107 @@ def assign_levels(
     conf: np.ndarray,
     spacing: tuple[float, float],
     *,
-    spacing_mm: tuple[float, float] = (18.0, 60.0),
-    max_offaxis_mm: float = 12.0,
+    spacing_mm: tuple[float, float] = (14.0, 60.0),
+    max_turn_deg: float = 45.0,
+    max_ratio: float = 1.6,
+    max_tilt_deg: float = 70.0,
+    weak_ratio: float = 0.5,
+    head: tuple[float, float] = (0.0, -1.0),
+    lowest_is_l5s1: bool = False,
     levels: tuple[str, ...] = schema.LEVELS,
+    max_offaxis_mm: float | None = None,
 ) -> Assignment:
-    """Assign levels to boxes (centres in px) on one sagittal slice, counting up from L5/S1."""
+    """Name the boxes (centres in px) of one sagittal slice L1/L2..L5/S1 (see module doc).
+
+    `head`: the image direction (column, row) towards the patient's head; (0, -1) = up,
+    as in a sagittal slice whose column direction points to the feet (IOP C_z < 0).
+    `weak_ratio`: an end box of the chain is 'weak' when its confidence is below this
+    share of the median of the others. `lowest_is_l5s1`: the caller has evidence (e.g.
+    another plane, a sacrum detection) that the chain's lowest box is L5/S1.
+    `max_offaxis_mm` is accepted for compatibility and unused (no global axis any more).
+    Returns the chosen box per level; status 'ambiguous' whenever the count is not anchored.
+    """
+    del max_offaxis_mm
     conf = np.asarray(conf, float).reshape(-1)
     mm = _to_mm(xy_px, spacing)
     if len(mm) == 0:
         return Assignment({}, AMBIGUOUS, ("no boxes",))
-    lo, hi = spacing_mm
+    h = np.asarray(head, float) * np.array([spacing[1], spacing[0]])
+    h = h / np.linalg.norm(h)
+    rules = ChainRules(tuple(spacing_mm), max_turn_deg, max_ratio, max_tilt_deg)
+    lo, hi = rules.spacing_mm
     notes: list[str] = []
     idx = _merge_close(mm, conf, list(range(len(mm))), lo / 2)
-    idx, rejected = _reject_off_axis(mm, conf, idx, max_offaxis_mm)
-    if rejected:
-        notes.append(f"{len(rejected)} box(es) off the spine axis")
-    idx.sort(key=lambda i: mm[i, 1])  # head (top) -> feet (bottom)
-    # boxes closer than the smallest plausible spacing: keep the more confident one
-    changed = True
-    while changed and len(idx) > 1:
-        changed = False
-        for a, b in zip(idx, idx[1:]):
-            if np.linalg.norm(mm[a] - mm[b]) < lo:
-                drop = a if conf[a] < conf[b] else b
-                idx.remove(drop)
-                rejected.append(drop)
-                notes.append("boxes closer than a disc spacing")
-                changed = True
-                break
-    gaps = np.array([np.linalg.norm(mm[a] - mm[b]) for a, b in zip(idx, idx[1:])])
-    plausible = gaps[(gaps >= lo) & (gaps <= hi)]
-    step = float(np.median(plausible)) if len(plausible) else (lo + hi) / 2
-    # walk up from the lowest box; a gap of k spacings = k levels up
+    merged = [i for i in range(len(mm)) if i not in idx]
+    chain, steps = _chain(mm, conf, idx, h, rules)
+    off = [i for i in idx if i not in chain]
+    if off:
+        notes.append(f"{len(off)} box(es) off the disc chain")
+    n_levels = len(levels)
+    slots = 1 + sum(steps)
+    gaps = sum(k - 1 for k in steps)
+    doubt = False
+    if gaps:
+        notes.append(f"{gaps} missing level(s) between boxes")
+        doubt = True
+    lowest = chain[0]
+    if len(steps):
+        step_mm = float(np.median([np.linalg.norm(mm[b] - mm[a]) / k for a, b, k in zip(chain, chain[1:], steps)]))
+        floor = weak_ratio * float(np.median(conf[chain]))
+        near = [i for i in off if conf[i] >= floor
+                and min(np.linalg.norm(mm[i] - mm[c]) for c in chain) <= 1.5 * step_mm]
+        if near:
+            notes.append(f"{len(near)} confident box(es) near the chain left out of it: the count may be off")
+            doubt = True
+    start = 0  # chain position (in slots from the bottom) named L5/S1
+    if slots > n_levels and not lowest_is_l5s1:
+        others = conf[chain]
+        med = float(np.median(others))
+        bottom_weak = conf[lowest] < weak_ratio * med
+        top_weak = conf[chain[-1]] < weak_ratio * med
+        if bottom_weak and not top_weak and slots == n_levels + 1 and steps[0] == 1:
+            start = 1
+            notes.append("weak box below L5/S1 ignored")
+        elif not bottom_weak:
+            extra_top = [i for i in chain[1:] if conf[i] < weak_ratio * med]
+            positions = np.cumsum([0] + list(steps))
+            lumbar_top = [i for i, pos in zip(chain, positions) if pos >= n_levels]
+            if not (lumbar_top and set(lumbar_top) <= set(extra_top)):
+                notes.append(f"{slots} levels in the chain, more than the {n_levels} lumbar ones: "
+                             "the lowest box may lie below L5/S1")
+                doubt = True
+        else:
+            notes.append("weak lowest box in a chain longer than the lumbar spine: L5/S1 uncertain")
+            doubt = True
+    elif slots < n_levels and not lowest_is_l5s1:
+        notes.append("fewer levels than lumbar ones and nothing shows the lowest box is L5/S1")
+        doubt = True
+    elif slots == n_levels and not lowest_is_l5s1 and len(chain) >= 3:
+        med = float(np.median(conf[chain[1:-1]]))
+        if conf[chain[0]] < weak_ratio * med or conf[chain[-1]] < weak_ratio * med:
+            notes.append("a weak box at an end of the chain: the count may be off by one")
+            doubt = True
+    if len(steps) >= 2 and start == 0:
+        per_step = [float(np.linalg.norm(mm[b] - mm[a])) / k for a, b, k in zip(chain, chain[1:], steps)]
+        if per_step[0] < 0.6 * float(np.median(per_step[1:])):
+            notes.append("lowest spacing short: possible box below L5/S1")
+            doubt = True
     chosen: dict[str, int] = {}
-    level_idx = len(levels) - 1
-    chosen[levels[level_idx]] = idx[-1]
-    for k in range(len(idx) - 1, 0, -1):
-        gap = gaps[k - 1]
-        if gap > 2 * hi:
-            notes.append("box far above the rest ignored")
-            rejected.extend(idx[:k])
-            break
-        steps = max(1, int(round(gap / step)))
-        if steps > 1:
-            notes.append(f"{steps - 1} missing level(s) between boxes")
-        level_idx -= steps
-        if level_idx < 0:
-            break  # thoracic discs above L1/L2 are harmless: stop counting
-        chosen[levels[level_idx]] = idx[k - 1]
-    if len(gaps) >= 2 and gaps[-1] < 0.6 * step:
-        notes.append("lowest spacing short: possible box below L5/S1")
+    pos = 0
+    for n, i in enumerate(chain):
+        if n:
+            pos += steps[n - 1]
+        level = n_levels - 1 - (pos - start)
+        if pos < start:
+            continue
+        if level < 0:
+            break  # discs above L1/L2 are not lumbar: stop counting
+        chosen[levels[level]] = i
     missing = [lv for lv in levels if lv not in chosen]
     if missing:
         notes.append(f"missing {', '.join(missing)}")
-    status = AMBIGUOUS if (missing or any("possible" in n or "missing" in n for n in notes)) else OK
-    return Assignment(chosen, status, tuple(dict.fromkeys(notes)), tuple(rejected))
+    rejected = tuple(merged + off + [i for i in chain if i not in chosen.values()])
+    return Assignment(chosen, AMBIGUOUS if doubt else OK, tuple(dict.fromkeys(notes)), rejected)
 
 
 def assign_sides(
@@ -149,8 +239,14 @@ def assign_sides(
     *,
     midline_x: float | None = None,
     sep_mm: tuple[float, float] = (6.0, 50.0),
+    left_on_larger_col: bool = True,
 ) -> Assignment:
-    """Assign 'left'/'right' on one axial slice; larger column = patient left.
+    """Assign 'left'/'right' on one axial slice.
+
+    `left_on_larger_col`: whether the larger image column is patient left, from the
+    slice's ImageOrientationPatient (`lsdc.dicom.larger_column_is_left`: the row
+    direction's x component > 0); True for the usual axial orientation, False for a
+    mirrored series.
 
     Takes the most confident pair whose left-right distance lies in sep_mm and whose
     vertical offset is under half the largest separation. With a single box, its side
@@ -170,12 +266,13 @@ def assign_sides(
                 best, best_score = (i, j), conf[i] + conf[j]
     if best is not None:
         i, j = best
-        left, right = (i, j) if mm[i, 0] > mm[j, 0] else (j, i)
+        left, right = (i, j) if (mm[i, 0] > mm[j, 0]) == left_on_larger_col else (j, i)
         return Assignment({"left": int(left), "right": int(right)})
     top = int(np.argmax(conf))
     if midline_x is None:
         return Assignment({}, AMBIGUOUS, ("single box and no midline",))
-    side = "left" if float(np.asarray(xy_px, float).reshape(-1, 2)[top, 0]) > midline_x else "right"
+    larger = float(np.asarray(xy_px, float).reshape(-1, 2)[top, 0]) > midline_x
+    side = "left" if larger == left_on_larger_col else "right"
     return Assignment({side: top}, AMBIGUOUS, ("single box: side from the midline",))
 
 

@@ -74,8 +74,10 @@ def assign(boxes: Boxes, plane: str, cfg: Detect, spacing: tuple[float, float],
     if plane == "ax_t2":
         return anatomy.assign_sides(boxes.xy, boxes.conf, spacing, midline_x=midline_x,
                                     sep_mm=cfg.anatomy.side_sep_mm)
-    return anatomy.assign_levels(boxes.xy, boxes.conf, spacing, spacing_mm=cfg.anatomy.disc_spacing_mm,
-                                 max_offaxis_mm=cfg.anatomy.max_offaxis_mm)
+    a = cfg.anatomy
+    return anatomy.assign_levels(boxes.xy, boxes.conf, spacing, spacing_mm=a.disc_spacing_mm,
+                                 max_turn_deg=a.max_turn_deg, max_ratio=a.max_ratio,
+                                 max_tilt_deg=a.max_tilt_deg, weak_ratio=a.weak_ratio)
 
 
 def points_table(all_boxes: Sequence[Boxes], plane: str, cfg: Detect,

@@ -29,6 +29,7 @@ INSTANCE_DTYPES: dict[str, str] = {
     "transfer_syntax": "str", "bits_stored": "Int64", "photometric": "str",
     "slice_thickness": "float64", "spacing_between_slices": "float64",
     "normal_pos": "float64", "spatial_rank": "int64", "geometry_ok": "bool",
+    "frame_of_reference_uid": "string",  # nullable: the tag is optional
 }
 SERIES_COLUMNS: tuple[str, ...] = (
     "study_id", "series_id", "split", "series_description", "plane", "n_instances", "rows",

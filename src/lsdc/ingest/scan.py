@@ -221,6 +221,7 @@ def _instance_rows(rel: str, task: StudyFolder, series_id: int, headers: list[di
             "photometric": h.photometric, "slice_thickness": h.slice_thickness,
             "spacing_between_slices": h.spacing_between_slices,
             "normal_pos": float(pos), "spatial_rank": int(rank), "geometry_ok": bool(ok),
+            "frame_of_reference_uid": h.frame_of_reference,
         }
 
 

@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from lsdc.dicom import SliceGeometry
+from lsdc.dicom import SliceGeometry, block_labels
 
 # Patient axis along which a positive slice offset moves: towards patient left on
 # sagittal planes, towards the head on axial ones.
@@ -64,6 +64,26 @@ def orientation_blocks(geoms: Sequence[SliceGeometry | None]) -> np.ndarray:
             ref = g.normal
         labels[i] = current
     return labels
+
+
+def series_blocks(geoms: Sequence[SliceGeometry | None]) -> np.ndarray:
+    """Block label per slice by orientation and position (lsdc.dicom.block_labels); a slice
+    without geometry joins the block of the slice before it (the first: the next one)."""
+    labels = block_labels(geoms)
+    known = np.flatnonzero(labels >= 0)
+    if not len(known):
+        return np.zeros(len(geoms), dtype=np.int64)
+    for i in range(len(labels)):
+        if labels[i] < 0:
+            before = known[known < i]
+            labels[i] = labels[before[-1]] if len(before) else labels[known[0]]
+    return labels
+
+
+def same_frame(a: str | None, b: str | None) -> bool:
+    """Whether two series share patient coordinates: equal FrameOfReferenceUIDs, or one
+    of them unknown (the tag is optional in practice; geometry is then trusted)."""
+    return a is None or b is None or a == b
 
 
 def axis_keys(geoms: Sequence[SliceGeometry | None], plane: str) -> np.ndarray:

@@ -123,3 +123,65 @@ def notebook_axial(series_list: Sequence[Series]) -> dict[str, tuple[int, int]]:
     n = len(series_list[s])
     picks = np.floor((np.arange(len(schema.LEVELS)) + 0.5) * n / len(schema.LEVELS)).astype(int)
     return {lv: (s, int(min(i, n - 1))) for lv, i in zip(schema.LEVELS, picks)}
+
+
+# ----------------------------------------------------------------------------- levels by geometry
+
+def _patient(series: Series, det: pd.DataFrame) -> np.ndarray:
+    """Patient mm (n, 3) of every detection row (NaN on a slice without geometry)."""
+    if not len(det):
+        return np.zeros((0, 3))
+    return np.array([geometry.to_patient(series.geoms[int(i)], float(x), float(y))
+                     for i, x, y in zip(det["image"], det["x"], det["y"])])
+
+
+def level_reference(det: pd.DataFrame, series: Series) -> dict[str, np.ndarray]:
+    """Patient position (mm) of each level from the anchored ('ok') detections of a
+    sagittal series: the median over its slices. Ambiguous rows never count."""
+    if not len(det):
+        return {}
+    ok = det[det["status"] == "ok"]
+    pts = _patient(series, ok)
+    out = {}
+    for lv in schema.LEVELS:
+        own = pts[(ok["level"] == lv).to_numpy()]
+        own = own[np.isfinite(own).all(axis=1)]
+        if len(own):
+            out[lv] = np.median(own, axis=0)
+    return out
+
+
+def relabel_by_reference(det: pd.DataFrame, series: Series, ref: dict[str, np.ndarray], source: str,
+                         only_doubtful: bool = True, max_frac: float = 0.5) -> pd.DataFrame:
+    """Name detections by the nearest reference level (patient mm from level_reference,
+    of this or another sagittal series in the same frame of reference).
+
+    Distance is measured in the sagittal plane (patient y, z: a foramen lies beside its
+    disc, not on it); a row is named when it lies within `max_frac` of the distance from
+    its nearest reference level to that level's nearest neighbour, and then counts as
+    anchored (status 'ok', the source in notes). Rows that match no level are dropped
+    when they were doubtful, kept as they were otherwise. With fewer than two reference
+    levels nothing changes. `only_doubtful`: rename only the 'ambiguous' rows."""
+    if len(ref) < 2 or not len(det):
+        return det
+    names = [lv for lv in schema.LEVELS if lv in ref]
+    refs = np.array([ref[lv] for lv in names])[:, 1:]
+    gap = np.array([min(np.linalg.norm(refs[k] - refs[m]) for m in range(len(refs)) if m != k)
+                    for k in range(len(refs))])
+    pts = _patient(series, det)[:, 1:]
+    out = det.copy()
+    drop = []
+    for r, (row_id, row) in enumerate(det.iterrows()):
+        if only_doubtful and row["status"] == "ok":
+            continue
+        if not np.isfinite(pts[r]).all():
+            continue
+        d = np.linalg.norm(refs - pts[r], axis=1)
+        k = int(np.argmin(d))
+        if d[k] <= max_frac * gap[k]:
+            out.at[row_id, "level"] = names[k]
+            out.at[row_id, "status"] = "ok"
+            out.at[row_id, "notes"] = f"level from {source}"
+        elif row["status"] != "ok":
+            drop.append(row_id)
+    return out.drop(index=drop)

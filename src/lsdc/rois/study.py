@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from lsdc import schema
+from lsdc import dicom, schema
 from lsdc.params import Params
 from lsdc.rois import DETECTED, IMPUTED, MISSING, geometry, impute, select
 from lsdc.rois.crop import crop_physical
 from lsdc.rois.detectors import Detectors, empty_points
-from lsdc.rois.series import Series, load_series
+from lsdc.rois.series import OFF_PLANE, Series, load_series
 from lsdc.rois.slots import SIDES, study_slots
 
 log = logging.getLogger(__name__)
@@ -70,6 +70,7 @@ class ExtractedRois:
     notes: list[str] = field(default_factory=list)
     skipped: list[dict] = field(default_factory=list)  # files not read: file, kind, reason
     no_geometry: int = 0  # crops on a slice without geometry (px, py, pz NaN)
+    warnings: list[str] = field(default_factory=list)  # geometry decisions: frames of reference, levels
 
 
 # ----------------------------------------------------------------------------- loading
@@ -145,13 +146,23 @@ class _Group:
         return (self.plane, level, self.side)
 
 
-def _sagittal(loaded, detectors, p: Params, policy: str, locs: dict[Key, Loc]) -> list[_Group]:
+def _sagittal(loaded, detectors, p: Params, policy: str, locs: dict[Key, Loc],
+              warnings: list[str] | None = None) -> list[_Group]:
+    """Sagittal crops. Levels: a slice whose count is not anchored ('ambiguous') is named
+    from the anchored slices of its series through patient coordinates; sag_t1 foramina
+    are named from the sag_t2 levels when both series share a frame of reference (else
+    from sag_t1's own anchored slices). A level still guessed gives an 'imputed' crop."""
+    warnings = [] if warnings is None else warnings
     groups: list[_Group] = []
     t2 = loaded["sag_t2"][0] if loaded["sag_t2"] else None
     t1 = loaded["sag_t1"][0] if loaded["sag_t1"] else None
     t2_index = None
+    ref_t2: dict[str, np.ndarray] = {}
     if t2 is not None:
         det = _detect(detectors, t2, "sag_t2")
+        if policy == "anatomy":
+            ref_t2 = select.level_reference(det, t2)
+            det = select.relabel_by_reference(det, t2, ref_t2, "the anchored sag_t2 slices")
         t2_index = select.midline_index(det, len(t2)) if policy == "anatomy" else select.central_index(len(t2))
         groups.append(_Group("sag_t2", None, t2, det, {lv: t2_index for lv in schema.LEVELS},
                              list(range(len(t2)))))
@@ -160,6 +171,14 @@ def _sagittal(loaded, detectors, p: Params, policy: str, locs: dict[Key, Loc]) -
         sides = select.slice_sides(t1, mid)
         if policy == "anatomy":
             det = _detect(detectors, t1, "sag_t1", sides=sides)
+            if len(ref_t2) >= 2 and geometry.same_frame(t1.frame_of_reference, t2.frame_of_reference):
+                det = select.relabel_by_reference(det, t1, ref_t2, "the sag_t2 levels", only_doubtful=False)
+            else:
+                if t2 is not None and len(ref_t2) >= 2:
+                    warnings.append(f"sag_t1 series {t1.series_id} and sag_t2 series {t2.series_id} have "
+                                    "different FrameOfReferenceUIDs: sag_t1 levels not taken from sag_t2")
+                det = select.relabel_by_reference(det, t1, select.level_reference(det, t1),
+                                                  "the anchored sag_t1 slices")
             chosen = select.foramen_slices(det, t1, sides, mid)
             allowed = {sd: [i for i in range(len(t1)) if sides[i] == sd] for sd in SIDES}
         else:  # the notebook: central slice for both sides, sides mixed
@@ -173,8 +192,9 @@ def _sagittal(loaded, detectors, p: Params, policy: str, locs: dict[Key, Loc]) -
     for g in groups:
         for lv in schema.LEVELS:
             hit = _hit(g.det, g.targets[lv], level=lv)
-            if hit is not None:
-                locs[g.key(lv)] = Loc(0, g.targets[lv], float(hit["x"]), float(hit["y"]), float(hit["conf"]))
+            if hit is not None:  # a level still guessed (not anchored) is never used as if known
+                src = DETECTED if hit.get("status", "ok") == "ok" else IMPUTED
+                locs[g.key(lv)] = Loc(0, g.targets[lv], float(hit["x"]), float(hit["y"]), float(hit["conf"]), src)
     _impute_sagittal(loaded, groups, p, locs)
     return groups
 
@@ -246,16 +266,39 @@ def _axial_reference(loaded, locs) -> dict[str, np.ndarray]:
     return ref
 
 
-def _axial(loaded, detectors: Detectors, p: Params, policy: str, locs: dict[Key, Loc]) -> None:
+def _sagittal_frame(loaded) -> str | None:
+    for plane in ("sag_t2", "sag_t1"):
+        if loaded[plane] and loaded[plane][0].frame_of_reference:
+            return loaded[plane][0].frame_of_reference
+    return None
+
+
+def _axial(loaded, detectors: Detectors, p: Params, policy: str, locs: dict[Key, Loc],
+           warnings: list[str] | None = None) -> None:
+    """Axial crops: each level's sagittal point mapped onto the nearest axial slice of the
+    series in the same frame of reference (others are not mapped, with a warning); the
+    side of each box from the slice's orientation (a mirrored series swaps it)."""
+    warnings = [] if warnings is None else warnings
     ax = loaded["ax_t2"]
     if not ax:
         return
     cfg, k = p.rois, p.rois.neighbour_slices
     ref = _axial_reference(loaded, locs)
     if policy == "anatomy":
+        frame = _sagittal_frame(loaded)
+        mappable = []
+        for s in ax:
+            if geometry.same_frame(s.frame_of_reference, frame):
+                mappable.append(s.geoms)
+            else:
+                mappable.append([])
+                warnings.append(f"ax_t2 series {s.series_id}: FrameOfReferenceUID differs from the sagittal "
+                                "series'; levels not mapped onto it")
+                log.warning("ax_t2 series %s: FrameOfReferenceUID %s differs from the sagittal %s; not mapped",
+                            s.series_id, s.frame_of_reference, frame)
         chosen = {}
         for lv, point in ref.items():
-            m = geometry.map_point(point, [s.geoms for s in ax])
+            m = geometry.map_point(point, mappable)
             if m is not None and m.distance <= cfg.axial_max_mm:
                 chosen[lv] = (m.series, m.index)
     else:
@@ -280,6 +323,7 @@ def _axial(loaded, detectors: Detectors, p: Params, policy: str, locs: dict[Key,
                            midlines=[needed[sj] for sj in slices])
     det = det.assign(series=[slices[int(i)][0] for i in det["image"]],
                      slice=[slices[int(i)][1] for i in det["image"]]) if len(det) else det.assign(series=[], slice=[])
+    det = _sides_by_orientation(det, ax)
     for lv, (s, i) in chosen.items():
         own = det[det["series"] == s] if len(det) else det
         for sd in SIDES:
@@ -287,6 +331,19 @@ def _axial(loaded, detectors: Detectors, p: Params, policy: str, locs: dict[Key,
             if hit is not None:
                 locs[("ax_t2", lv, sd)] = Loc(s, i, float(hit["x"]), float(hit["y"]), float(hit["conf"]))
     _impute_axial(ax, chosen, canal, det, p, locs)
+
+
+def _sides_by_orientation(det: pd.DataFrame, ax: list[Series]) -> pd.DataFrame:
+    """The detectors name sides as if the larger column were patient left; swap them on
+    slices whose ImageOrientationPatient says otherwise (row direction towards -x)."""
+    if not len(det):
+        return det
+    flip = np.array([dicom.larger_column_is_left(ax[int(s)].geoms[int(j)]) is False
+                     for s, j in zip(det["series"], det["slice"])], dtype=bool)
+    if flip.any():
+        swapped = det["side"].map({"left": "right", "right": "left"})
+        det = det.assign(side=np.where(flip, swapped, det["side"]))
+    return det
 
 
 def _offsets(p: Params, plane: str) -> list[int]:
@@ -368,12 +425,15 @@ def extract_study(task: StudyImages, root: str, detectors: Detectors, p: Params)
     policy = select.check_policy(p.rois.selection)
     loaded, skipped = load_planes(task, root)
     locs: dict[Key, Loc] = {}
-    _sagittal(loaded, detectors, p, policy, locs)
-    _axial(loaded, detectors, p, policy, locs)
+    warnings: list[str] = []
+    _sagittal(loaded, detectors, p, policy, locs, warnings)
+    _axial(loaded, detectors, p, policy, locs, warnings)
     crops, rows = crop_rows(task, loaded, locs, p)
     notes = [f"no readable {pl} series" for pl in schema.PLANES if not loaded[pl]]
     no_geometry = sum(1 for r in rows if r[-2] != MISSING and not r[-1])
     if no_geometry:
         log.warning("study %s: %d crop(s) lie on slices without geometry; their px, py, pz are NaN "
                     "(geometry_ok false in the ROI index)", task.study_id, no_geometry)
-    return ExtractedRois(task.study_id, task.split, crops, rows, len(skipped), notes, skipped, no_geometry)
+    unreadable = sum(1 for d in skipped if d["kind"] != OFF_PLANE)  # a localiser is read, just not used
+    return ExtractedRois(task.study_id, task.split, crops, rows, unreadable, notes, skipped, no_geometry,
+                         warnings)

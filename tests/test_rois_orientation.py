@@ -1,0 +1,191 @@
+"""Sides, axial blocks, localisers, frames of reference and levels across planes, on
+hand-built geometry (issue 12, items 3 and 5)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from lsdc import dicom, schema
+from lsdc.detect.infer import POINT_COLUMNS
+from lsdc.dicom import SliceGeometry
+from lsdc.params import Params
+from lsdc.rois import geometry, select, study
+from lsdc.rois.detectors import empty_points
+from lsdc.rois.series import Series
+
+SIZE, SP = 64, (1.0, 1.0)
+
+
+def _axial(z: float, tilt_deg: float, mirrored: bool = False) -> SliceGeometry:
+    """An axial slice centred on (0, 0, z), tilted about patient x; mirrored: row direction -x."""
+    t = np.deg2rad(tilt_deg)
+    r = np.array([-1.0 if mirrored else 1.0, 0.0, 0.0])
+    c = np.array([0.0, np.cos(t), -np.sin(t)])
+    ipp = np.array([0.0, 0.0, z]) - (SIZE - 1) / 2 * (r + c)
+    return SliceGeometry.from_tags(ipp, (*r, *c), SP, SIZE, SIZE)
+
+
+def _sagittal(x: float) -> SliceGeometry:
+    r, c = np.array([0.0, 1.0, 0.0]), np.array([0.0, 0.0, -1.0])
+    ipp = np.array([x, 0.0, 0.0]) - (SIZE - 1) / 2 * (r + c)
+    return SliceGeometry.from_tags(ipp, (*r, *c), SP, SIZE, SIZE)
+
+
+def _series(geoms, plane="ax_t2", frame=None, series_id=1) -> Series:
+    n = len(geoms)
+    return Series(series_id, plane, [np.zeros((SIZE, SIZE), np.uint8)] * n, list(geoms), list(range(1, n + 1)),
+                  [SP] * n, 0, frame)
+
+
+def _interleaved():
+    lower = [_axial(-30 + 4 * k, +25.0) for k in range(4)]  # L4/L5 block tilted +25
+    upper = [_axial(0 + 4 * k, -25.0) for k in range(4)]  # L3/L4 block tilted -25
+    return [g for pair in zip(lower, upper) for g in pair], lower, upper  # instance order interleaves
+
+
+def test_interleaved_axial_blocks_at_plus_minus_25_deg_are_grouped_and_sorted():
+    geoms, lower, upper = _interleaved()
+    labels = dicom.block_labels(geoms)
+    assert sorted(np.bincount(labels).tolist()) == [4, 4]
+    assert len(set(labels[0::2])) == 1 and len(set(labels[1::2])) == 1 and labels[0] != labels[1]
+    order = dicom.sort_by_blocks(geoms, list(range(len(geoms))))
+    ordered = [geoms[i] for i in order]
+    assert ordered[:4] == lower and ordered[4:] == upper  # blocks whole, feet first, each in position order
+    s = _series(ordered)
+    assert s.blocks.tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
+    assert geometry.neighbour(3, 1, s.blocks, s.keys) == 3  # never steps into the other block
+
+
+def test_same_tilt_blocks_far_apart_are_split_by_position():
+    geoms = [_axial(z, 10.0) for z in (0, 4, 8, 40, 44, 48)]
+    assert dicom.block_labels(geoms).tolist() == [0, 0, 0, 1, 1, 1]
+
+
+def test_localiser_inside_an_axial_series_is_rejected_and_tilted_blocks_are_not():
+    geoms, _, _ = _interleaved()
+    with_loc = geoms[:3] + [_sagittal(0.0)] + geoms[3:]
+    assert dicom.off_plane_slices(with_loc, (0.0, 0.0, 1.0)) == [3]
+    assert dicom.off_plane_slices(geoms, (0.0, 0.0, 1.0)) == []
+    coronal = SliceGeometry.from_tags((0, 0, 0), (1, 0, 0, 0, 0, -1), SP, SIZE, SIZE)
+    assert dicom.off_plane_slices([_axial(0, 0)] * 5 + [coronal], (0.0, 0.0, 1.0)) == [5]
+
+
+def _boxes_at(series: Series, points: dict[str, np.ndarray], level=None) -> pd.DataFrame:
+    """Axial detections named as the detector does (larger column = 'left')."""
+    rows = []
+    for j, g in enumerate(series.geoms):
+        xs = {k: g.to_pixel(p)[:2] for k, p in points.items()}
+        big, small = sorted(xs, key=lambda k: -float(xs[k][0]))
+        for name, k in (("left", big), ("right", small)):
+            rows.append((j, level, name, float(xs[k][0]), float(xs[k][1]), 0.9, "ok", ""))
+    return pd.DataFrame(rows, columns=list(POINT_COLUMNS))
+
+
+def test_mirrored_axial_series_swaps_sides_by_orientation():
+    left, right = np.array([10.0, 0.0, 0.0]), np.array([-10.0, 0.0, 0.0])  # +x = patient left
+    assert dicom.larger_column_is_left(_axial(0, 0)) is True
+    assert dicom.larger_column_is_left(_axial(0, 0, mirrored=True)) is False
+    assert dicom.larger_column_is_left(_sagittal(0)) is None
+    for mirrored in (False, True):
+        s = _series([_axial(0, 0, mirrored)])
+        det = _boxes_at(s, {"L": left, "R": right}).assign(series=0, slice=0)
+        fixed = study._sides_by_orientation(det, [s])
+        for _, row in fixed.iterrows():
+            p = s.geoms[0].to_patient(row["x"], row["y"])
+            assert (p[0] > 0) == (row["side"] == "left"), (mirrored, row.to_dict())
+
+
+class _NoBoxes:
+    def points(self, plane, images, spacings, sides=None, midlines=None):
+        return empty_points()
+
+
+def _study_with_axial(frame_sag: str | None, frame_ax: str | None):
+    sag = _series([_sagittal(x) for x in (-4.0, 0.0, 4.0)], "sag_t2", frame_sag, 10)
+    ax = _series([_axial(z, 0.0) for z in (-2.0, 0.0, 2.0)], "ax_t2", frame_ax, 20)
+    loaded = {"sag_t2": [sag], "sag_t1": [], "ax_t2": [ax]}
+    locs = {("sag_t2", lv, None): study.Loc(0, 1, SIZE / 2, SIZE / 2 + 0.0) for lv in schema.LEVELS[2:3]}
+    warnings: list[str] = []
+    study._axial(loaded, _NoBoxes(), Params(), "anatomy", locs, warnings)
+    return locs, warnings
+
+
+def test_no_sagittal_to_axial_mapping_across_frames_of_reference():
+    locs, warnings = _study_with_axial("1.2.3", "1.2.3")
+    assert ("ax_t2", "L3/L4", "left") in locs and not warnings
+    locs, warnings = _study_with_axial("1.2.3", "9.9.9")
+    assert not any(k[0] == "ax_t2" for k in locs)
+    assert warnings and "FrameOfReferenceUID" in warnings[0]
+    locs, _ = _study_with_axial(None, "9.9.9")  # an absent tag: geometry trusted
+    assert ("ax_t2", "L3/L4", "left") in locs
+
+
+def test_sag_t1_levels_come_from_sag_t2_through_patient_coordinates():
+    t2 = _series([_sagittal(x) for x in (-2.0, 0.0, 2.0)], "sag_t2", "1", 1)
+    z = {lv: 60.0 - 30.0 * i for i, lv in enumerate(schema.LEVELS)}  # patient z of each disc
+    rows = []
+    for j in range(3):
+        for lv in schema.LEVELS:
+            x, y, _ = t2.geoms[j].to_pixel(np.array([0.0, 5.0, z[lv]]))
+            rows.append((j, lv, None, float(x), float(y), 0.9, "ok" if j == 1 else "ambiguous", ""))
+    det2 = pd.DataFrame(rows, columns=list(POINT_COLUMNS))
+    det2.loc[det2["image"] == 0, "level"] = det2.loc[det2["image"] == 0, "level"].shift(1)  # shifted guess
+    ref = select.level_reference(det2, t2)
+    assert set(ref) == set(schema.LEVELS)  # only the anchored slice counts
+    fixed = select.relabel_by_reference(det2, t2, ref, "test")
+    for _, row in fixed.iterrows():
+        p = t2.geoms[int(row["image"])].to_patient(row["x"], row["y"])
+        assert row["status"] == "ok" and abs(p[2] - z[row["level"]]) < 1e-6
+    t1 = _series([_sagittal(x) for x in (-15.0, 15.0)], "sag_t1", "1", 2)
+    rows = []
+    for j in range(2):  # foramina 3 mm above their disc, named one level off by the naming step
+        for i, lv in enumerate(schema.LEVELS[:4]):
+            x, y, _ = t1.geoms[j].to_pixel(np.array([t1.geoms[j].ipp[0], 9.0, z[lv] + 3.0]))
+            rows.append((j, schema.LEVELS[i + 1], "left", float(x), float(y), 0.8, "ambiguous", ""))
+    det1 = select.relabel_by_reference(pd.DataFrame(rows, columns=list(POINT_COLUMNS)), t1, ref, "sag_t2",
+                                       only_doubtful=False)
+    assert sorted(det1["level"].unique()) == sorted(schema.LEVELS[:4]) and (det1["status"] == "ok").all()
+    for _, row in det1.iterrows():
+        p = t1.geoms[int(row["image"])].to_patient(row["x"], row["y"])
+        assert abs(p[2] - 3.0 - z[row["level"]]) < 1e-6
+
+
+def test_localiser_in_an_axial_dicom_series_is_dropped_with_a_reason(tmp_path):
+    from lsdc.rois.series import OFF_PLANE, load_series
+    from rsna_layout import write_slice
+
+    files = []
+    for k, z in enumerate((0.0, 4.0, 8.0)):
+        g = _axial(z, 0.0)
+        files.append(write_slice(tmp_path / f"ax/{k + 1}.dcm", rows=SIZE, cols=SIZE, instance=k + 1,
+                                 ipp=g.ipp, iop=(*g.row_dir, *g.col_dir), spacing=SP, frame="1.2.9"))
+    g = _sagittal(0.0)
+    files.append(write_slice(tmp_path / "ax/4.dcm", rows=SIZE, cols=SIZE, instance=4, ipp=g.ipp,
+                             iop=(*g.row_dir, *g.col_dir), spacing=SP, frame="1.2.9"))
+    skipped: list[dict] = []
+    s = load_series(tmp_path, 5, "ax_t2", [str(f.relative_to(tmp_path)) for f in files], skipped)
+    assert len(s) == 3 and s.instances == [1, 2, 3] and s.frame_of_reference == "1.2.9"
+    assert [(d["file"], d["kind"]) for d in skipped] == [("ax/4.dcm", OFF_PLANE)]
+    assert "localiser" in skipped[0]["reason"]
+
+
+class _GuessingT2:
+    """Boxes at every level on every sag_t2 slice, all from a count that is not anchored."""
+
+    def __init__(self, status):
+        self.status = status
+
+    def points(self, plane, images, spacings, sides=None, midlines=None):
+        rows = [(j, lv, None, 32.0, 8.0 + 10 * i, 0.9, self.status, "")
+                for j in range(len(images)) for i, lv in enumerate(schema.LEVELS)]
+        return pd.DataFrame(rows, columns=list(POINT_COLUMNS))
+
+
+def test_a_guessed_level_is_never_used_as_if_known():
+    for status, want in (("ambiguous", "imputed"), ("ok", "detected")):
+        sag = _series([_sagittal(x) for x in (-4.0, 0.0, 4.0)], "sag_t2", "1", 10)
+        loaded = {"sag_t2": [sag], "sag_t1": [], "ax_t2": []}
+        locs: dict = {}
+        study._sagittal(loaded, _GuessingT2(status), Params(), "anatomy", locs)
+        assert {locs[("sag_t2", lv, None)].source for lv in schema.LEVELS} == {want}
