@@ -122,6 +122,14 @@ def test_extract_rois_survives_and_counts_the_unreadable_files(setting, which, t
     assert index.groupby("study_id").size().to_dict() == {101: n_slots, A: n_slots, B: n_slots}
     expected = len(unreadable) - 1 if which == "clean_index" else 0  # 14.dcm was never indexed
     assert metrics["unreadable_slices"] == expected
+    problems = pd.read_csv(tmp_path / "rois" / "problems.csv", dtype={"file": str})
+    # files are named relative to the data root, as in ingest's quarantine
+    listed = {f.split("/", 2)[-1]: k for f, k in zip(problems["file"], problems["kind"])}  # test_images/<study>/
+    if which == "clean_index":  # every damaged file met while decoding is listed with its reason
+        assert {f: k for f, k in unreadable.items() if f in listed} == {f: listed[f] for f in unreadable if f in listed}
+        assert len(set(unreadable) & set(listed)) == expected
+    assert listed.get(f"{SAG_T2}/13.dcm") == "off_plane_slice"  # the axial file inside a sagittal series
+    assert sum(metrics["problems"].values()) == len(problems)
     b = index[(index["study_id"] == B) & (index["plane"] == "sag_t2")]
     assert (b["source"] != MISSING).all() and not b["geometry_ok"].any() and b["px"].isna().all()
     placed = index[index["source"] != MISSING]

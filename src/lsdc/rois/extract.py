@@ -37,6 +37,10 @@ log = logging.getLogger(__name__)
 
 STAGE = "extract_rois"
 SPLIT_ORDER = {"train": 0, "test": 1}
+# files skipped (unreadable, a slice of another orientation) and geometry decisions (frames of
+# reference, levels named from the other plane), one row each: <rois>/problems.csv
+PROBLEMS_FILE = "problems.csv"
+PROBLEM_COLUMNS = ("study_id", "kind", "file", "reason")
 
 
 def build_tasks(index_dir: str | Path) -> list[StudyImages]:
@@ -132,6 +136,7 @@ def run(params: Params, index_dir: Path = paths.INDEX_DIR, out_dir: Path = paths
     start = time.perf_counter()
     writer = StoreWriter(out_dir, len(tasks) * n_slots, params.rois.roi_size)
     unreadable, notes = 0, 0
+    problems: list[dict] = []  # every file skipped and every geometry decision, per study
     try:
         with _progress(len(tasks)) as bar:
             for result in iterate_results(tasks, detectors, params, params.runtime.workers):
@@ -140,16 +145,23 @@ def run(params: Params, index_dir: Path = paths.INDEX_DIR, out_dir: Path = paths
                 writer.write(result.crops, result.rows)
                 unreadable += result.unreadable
                 notes += len(result.notes)
+                problems += [{"study_id": result.study_id, "kind": d["kind"], "file": d["file"], "reason": d["reason"]}
+                             for d in result.skipped]
+                problems += [{"study_id": result.study_id, "kind": "geometry", "file": "", "reason": w}
+                             for w in result.warnings]
                 bar.update(1)
         crops_path, index_path = writer.close()
     except BaseException:
         writer.abort()
         raise
     seconds = time.perf_counter() - start
+    problem_table = pd.DataFrame(problems, columns=list(PROBLEM_COLUMNS))
+    problem_table.to_csv(Path(out_dir) / PROBLEMS_FILE, index=False)
     store_index = pd.read_parquet(index_path)
     metrics = report.build_metrics(store_index, index.table_path(index_dir, "coords"), {
         "rows_per_study": n_slots, "selection": params.rois.selection,
         "unreadable_slices": unreadable, "studies_lacking_a_plane": notes,
+        "problems": {k: int(v) for k, v in problem_table["kind"].value_counts().sort_index().items()},
     })
     headline.write("rois", metrics, metrics_path)
     crops = np.load(crops_path, mmap_mode="r")
