@@ -114,33 +114,38 @@ class Spine:
         yz = self.piece_yz[i] + (_posterior(a0) - _posterior(a)) / k
         return yz, a
 
+    def _piece_table(self) -> np.ndarray:
+        """(n, 6) per piece: reference U, sign of the curvature, radius, tangent
+        angle at the reference, centre of curvature (y, z)."""
+        k, a0 = self.piece_kappa, self.piece_angle
+        ref = np.concatenate([[self.piece_u[1]], self.piece_u[1:-1]])
+        s, radius = np.sign(k), 1.0 / np.abs(k)
+        cy = self.piece_yz[:, 0] + s * radius * np.cos(a0)
+        cz = self.piece_yz[:, 1] - s * radius * np.sin(a0)
+        return np.column_stack([ref, s, radius, a0, cy, cz])
+
     def straighten(self, x, y, z):
-        """Spine-frame coordinates (arrays) -> (U, V, W), same dtype as the input."""
-        dtype = np.result_type(x, np.float32)
-        y64, z64 = np.asarray(y, dtype=np.float64), np.asarray(z, dtype=np.float64)
-        n = len(self.piece_kappa)
-        piece = np.zeros(y64.shape, dtype=np.intp)
-        for j in range(1, n):  # beyond the normal line at the start of piece j
+        """Spine-frame coordinates (arrays) -> (U, V, W), computed in the input's float dtype
+        (float32 for rendering: fast, about 1e-3 mm)."""
+        dtype = np.result_type(x, y, z, np.float32)
+        f = dtype.type
+        x, y, z = (np.asarray(c, dtype=dtype) for c in (x, y, z))
+        piece = np.zeros(y.shape, dtype=np.intp)
+        for j in range(1, len(self.piece_kappa)):  # beyond the normal line at the start of piece j
             (py, pz), a = self.piece_yz[j], float(self.piece_angle[j])
-            piece += (y64 - py) * np.sin(a) + (z64 - pz) * np.cos(a) >= 0
-        k = self.piece_kappa[piece]
-        a0 = self.piece_angle[piece]
-        ref = np.where(piece == 0, self.piece_u[1], self.piece_u[piece])
-        s = np.sign(k)
-        radius = 1.0 / np.abs(k)
-        # centre of curvature: start point + s * radius * posterior
-        cy = self.piece_yz[piece, 0] + s * radius * np.cos(a0)
-        cz = self.piece_yz[piece, 1] - s * radius * np.sin(a0)
-        dy, dz = y64 - cy, z64 - cz
-        angle = np.arctan2(s * dz, -s * dy)
-        rel = np.mod(angle - a0 + np.pi, 2 * np.pi) - np.pi
+            piece += (y - f(py)) * f(np.sin(a)) + (z - f(pz)) * f(np.cos(a)) >= 0
+        ref, s, radius, a0, cy, cz = np.moveaxis(self._piece_table().astype(dtype)[piece], -1, 0)
+        dy, dz = y - cy, z - cz
+        rel = np.arctan2(s * dz, -s * dy) - a0
+        rel -= f(2 * np.pi) * np.round(rel * f(1 / (2 * np.pi)))
         u = ref + rel * s * radius
-        v0 = s * (radius - np.hypot(dy, dz)) - np.interp(u, self.slip_u, self.slip_v)
-        w0 = np.asarray(x, dtype=np.float64) - np.interp(u, self.lateral_u, self.lateral_x)
-        psi = np.interp(u, self.lateral_u, self.twist)
-        c, sn = np.cos(psi), np.sin(psi)
-        v, w = c * v0 + sn * w0, c * w0 - sn * v0
-        return u.astype(dtype, copy=False), v.astype(dtype, copy=False), w.astype(dtype, copy=False)
+        v0 = s * (radius - np.hypot(dy, dz)) - np.interp(u, self.slip_u, self.slip_v).astype(dtype)
+        w0 = x - np.interp(u, self.lateral_u, self.lateral_x).astype(dtype)
+        if np.any(self.twist):
+            psi = np.interp(u, self.lateral_u, self.twist).astype(dtype)
+            c, sn = np.cos(psi), np.sin(psi)
+            v0, w0 = c * v0 + sn * w0, c * w0 - sn * v0
+        return u, v0, w0
 
     def point(self, u: float, v: float = 0.0, w: float = 0.0) -> np.ndarray:
         """(U, V, W) -> spine-frame xyz."""

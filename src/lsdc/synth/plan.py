@@ -174,13 +174,16 @@ def _finish(rng: np.random.Generator, synth: Synth, series_id: int, series_numbe
 
 
 def _axial_frame(rng: np.random.Generator, spine: Spine, u: float) -> tuple[np.ndarray, np.ndarray]:
-    """(R, C) of an axial plane across the spine at U, angled along the disc (at most
-    layout.MAX_AXIAL_TILT_DEG from the spine frame's axial) and tilted a little."""
-    limit = np.deg2rad(layout.MAX_AXIAL_TILT_DEG)
-    angle = float(np.clip(spine.tangent_angle(u), -limit, limit))
+    """(R, C) of an axial plane across the spine at U, angled along the disc and tilted a
+    little: at most layout.MAX_AXIAL_TILT_DEG from the patient's axial plane."""
+    jitter = 4.0  # degrees, cranio-caudal tilt added below
+    limit = np.deg2rad(layout.MAX_AXIAL_TILT_DEG - jitter)
+    head = spine.vectors_to_spine(np.array([0.0, 0.0, 1.0]))  # patient +z in the spine frame
+    base = float(np.arctan2(head[1], head[2]))
+    angle = float(np.clip(spine.tangent_angle(u), base - limit, base + limit))
     tangent, posterior = np.array([0.0, np.sin(angle), np.cos(angle)]), np.array([0.0, np.cos(angle), -np.sin(angle)])
     row0 = np.array([1.0, 0.0, 0.0])
-    tilt_c, tilt_r = np.deg2rad(rng.uniform(-1, 1, 2) * (3.0, 4.0))
+    tilt_c, tilt_r = np.deg2rad(rng.uniform(-1, 1, 2) * (3.0, jitter))
     # rotate about the posterior axis (left-right tilt), then about the left axis (cranio-caudal tilt)
     row = np.cos(tilt_c) * row0 + np.sin(tilt_c) * tangent
     normal = np.cross(row, posterior)

@@ -82,7 +82,7 @@ def table(points: Mapping[int, np.ndarray] | list[np.ndarray]) -> pd.DataFrame:
 
 
 def percentiles(frame: pd.DataFrame) -> dict[str, dict[str, float]]:
-    """{figure: {"p<q>": value}} at the percentiles of targets.SPINE_SHAPE (NaN when empty)."""
+    """{figure: {"p<q>": value}} at the percentiles of targets.SPINE_SHAPE (None when empty)."""
     values = {
         "gap_mm": frame[["gap_1", "gap_2", "gap_3", "gap_4"]].to_numpy().ravel(),
         "deviation_mm": frame["deviation_mm"].to_numpy(),
@@ -91,7 +91,7 @@ def percentiles(frame: pd.DataFrame) -> dict[str, dict[str, float]]:
     out = {}
     for name, qs in targets.SPINE_SHAPE.items():
         v = values[name]
-        out[name] = {f"p{q:g}": (round(float(np.percentile(v, q)), 2) if len(v) else float("nan")) for q in qs}
+        out[name] = {f"p{q:g}": (round(float(np.percentile(v, q)), 2) if len(v) else None) for q in qs}
     return out
 
 
