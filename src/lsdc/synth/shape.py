@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from lsdc import schema
-from lsdc.synth import targets
+from lsdc.synth import anatomy, targets
 
 FIGURES: tuple[str, ...] = ("gap_mm", "deviation_mm", "bend_deg")
 CANAL = schema.CONDITIONS[0]
@@ -108,8 +108,6 @@ def comparison(frame: pd.DataFrame) -> dict:
 def phantom_points(rng: np.random.Generator, n: int, stress: bool = False) -> list[np.ndarray]:
     """Canal points (5, 2) in mm of n freshly drawn phantom spines, projected on the spine's
     own sagittal plane (no rendering: the figures of the spine shape alone)."""
-    from lsdc.synth import anatomy  # noqa: PLC0415 (anatomy imports nothing from here; keeps this module light)
-
     out = []
     for _ in range(n):
         spine = anatomy.build_spine(rng, stress=stress)
