@@ -130,16 +130,31 @@ class Spine:
         dtype = np.result_type(x, y, z, np.float32)
         f = dtype.type
         x, y, z = (np.asarray(c, dtype=dtype) for c in (x, y, z))
-        piece = np.zeros(y.shape, dtype=np.intp)
-        for j in range(1, len(self.piece_kappa)):  # beyond the normal line at the start of piece j
+        # piece: walk from the junction where the spine is upright (the middle) up or down
+        # through the normal lines at the junctions, as long as the point lies beyond them;
+        # robust while each half turns less than about 90 degrees
+        n = len(self.piece_kappa)
+        beyond = []  # beyond[j - 1]: on the head side of the normal line at the start of piece j
+        for j in range(1, n):
             (py, pz), a = self.piece_yz[j], float(self.piece_angle[j])
-            piece += (y - f(py)) * f(np.sin(a)) + (z - f(pz)) * f(np.cos(a)) >= 0
+            beyond.append((y - f(py)) * f(np.sin(a)) + (z - f(pz)) * f(np.cos(a)) >= 0)
+        mid = int(np.argmin(np.abs(self.piece_angle[1:]))) + 1
+        up, down = beyond[mid - 1].copy(), ~beyond[mid - 1]
+        piece = np.where(up, mid, mid - 1).astype(np.intp)
+        for j in range(mid + 1, n):
+            up &= beyond[j - 1]
+            piece += up
+        for j in range(mid - 1, 0, -1):
+            down &= ~beyond[j - 1]
+            piece -= down
         ref, s, radius, a0, cy, cz = np.moveaxis(self._piece_table().astype(dtype)[piece], -1, 0)
         dy, dz = y - cy, z - cz
         rel = np.arctan2(s * dz, -s * dy) - a0
         rel -= f(2 * np.pi) * np.round(rel * f(1 / (2 * np.pi)))
         u = ref + rel * s * radius
-        v0 = s * (radius - np.hypot(dy, dz)) - np.interp(u, self.slip_u, self.slip_v).astype(dtype)
+        v0 = s * (radius - np.hypot(dy, dz))
+        if np.any(self.slip_v):
+            v0 -= np.interp(u, self.slip_u, self.slip_v).astype(dtype)
         w0 = x - np.interp(u, self.lateral_u, self.lateral_x).astype(dtype)
         if np.any(self.twist):
             psi = np.interp(u, self.lateral_u, self.twist).astype(dtype)
@@ -319,26 +334,26 @@ def build_spine(rng: np.random.Generator, stress: bool = False, variant: str | N
     width = rng.uniform(0.93, 1.07)
     canal = rng.uniform(0.92, 1.08)
 
-    # centre line: knots at the graded discs and T12/L1; angles per piece, bottom-up
-    knots = disc_u[[7, 6, 5, 4, 3, 2]]
+    # centre line, bottom-up: knots at S1/S2, the graded discs and T12/L1; a curvature per piece
+    knots = np.concatenate([[body_u[8] - 0.5 * body_h[8]], disc_u[[7, 6, 5, 4, 3, 2]]])
     seg = _segment_angles(rng, draw_bend(rng, stress))
-    kappa = np.empty(7)
-    kappa[1:5] = seg / np.diff(knots[:5])
-    kappa[5] = (0.5 * seg[3] + np.deg2rad(rng.normal(0, 2.0))) / (knots[5] - knots[4])  # L1 segment
-    kappa[6] = rng.uniform(-0.003, 0.0)  # thoracolumbar junction: straight to slightly kyphotic
-    kappa[0] = kappa[1] * rng.uniform(0.3, 1.0)  # sacrum
+    kappa = np.empty(len(knots) + 1)
+    kappa[0] = -rng.uniform(0.002, 0.005)  # lower sacrum: kyphotic, curving forward
+    kappa[2:6] = seg / np.diff(knots[1:6])  # the four graded segments
+    kappa[6] = (0.5 * seg[3] + np.deg2rad(rng.normal(0, 2.0))) / (knots[6] - knots[5])  # L1 segment
+    kappa[7] = rng.uniform(-0.003, 0.0)  # thoracolumbar junction: straight to slightly kyphotic
+    kappa[1] = kappa[2] * rng.uniform(0.0, 0.6)  # S1: the lumbosacral curve fades into the sacrum
     sign = np.where(kappa < 0, -1.0, 1.0)
     kappa = sign * np.clip(np.abs(kappa), 1e-4, MAX_CURVATURE)
     piece_u = np.concatenate([[-np.inf], knots, [np.inf]])
-    lengths = np.diff(knots)
-    # tangent angle at each knot, zero at L3/L4 (knots[2]): the lumbar spine stands upright
-    angle = np.concatenate([[0.0], np.cumsum(kappa[1:6] * lengths)])
-    angle -= angle[2]
-    yz = np.zeros((6, 2))
-    for j in range(5):
+    # tangent angle at each knot, zero at L3/L4 (knots[3]): the lumbar spine stands upright
+    angle = np.concatenate([[0.0], np.cumsum(kappa[1:-1] * np.diff(knots))])
+    angle -= angle[3]
+    yz = np.zeros((len(knots), 2))
+    for j in range(len(knots) - 1):
         yz[j + 1] = yz[j] + (_posterior(angle[j]) - _posterior(angle[j + 1])) / kappa[j + 1]
-    yz -= yz[0] - np.array([0.0, disc_h[7] / 2])  # U = 0 near the spine-frame origin
-    piece_yz = np.vstack([yz[0], yz])  # piece 0 is referenced at its top end, the L5/S1 knot
+    yz -= yz[1] - np.array([0.0, disc_h[7] / 2])  # U = 0 near the spine-frame origin
+    piece_yz = np.vstack([yz[0], yz])  # piece 0 is referenced at its top end, the first knot
     piece_angle = np.concatenate([[angle[0]], angle])
 
     # scoliosis (lateral C-curve of the lumbar spine) with axial rotation towards its convexity
