@@ -35,3 +35,9 @@ def plane_distance(ds: pydicom.Dataset, point: np.ndarray) -> float:
     ipp = np.array(ds.ImagePositionPatient, dtype=float)
     iop = np.array(ds.ImageOrientationPatient, dtype=float)
     return float((point - ipp) @ np.cross(iop[:3], iop[3:]))
+
+
+def plane_normal(ds: pydicom.Dataset) -> np.ndarray:
+    iop = np.array(ds.ImageOrientationPatient, dtype=float)
+    n = np.cross(iop[:3], iop[3:])
+    return n / np.linalg.norm(n)

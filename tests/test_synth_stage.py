@@ -31,12 +31,15 @@ def test_main_writes_dataset_and_metrics(tmp_path, monkeypatch):
                           "--workers", "1", "--no-progress")
     assert stage.main(p, args) == 0
     head = json.loads((tmp_path / "m" / "synth.json").read_text())
-    assert set(head) == {"train", "test", "score_oracle", "score_constant_prior"}  # headline only
+    assert set(head) == {"train", "test", "score_oracle", "score_constant_prior", "shape"}  # headline only
+    assert set(head["shape"]) == {"bend_deg", "deviation_mm"}  # two phantom figures; the table in details
     assert "seconds" not in (tmp_path / "m" / "synth.details.json").read_text()  # wall-clock: MLflow only
     summary = headline.load(tmp_path / "m" / "synth.json")
     assert summary["train"]["studies"] == 2 and summary["test"]["studies"] == 1
     assert summary["train"]["files"] > 0 and "files" not in head["train"]
     assert summary["score_oracle"]["total"] < summary["score_uniform"]["total"]
+    assert summary["shape"]["bend_deg"]["p50"]["real"] == 28.0 and summary["shape"]["series"] >= 1
+    assert summary["quirks"]["axial_series"] >= 2
     assert (tmp_path / "data" / schema.TRAIN_CSV).exists() and "studies_per_s" in logged
     n_files = sum(1 for _ in (tmp_path / "data").rglob("*.dcm"))
     assert n_files == summary["train"]["files"] + summary["test"]["files"]

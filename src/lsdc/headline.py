@@ -24,7 +24,8 @@ from lsdc import jsonio
 # stage -> dotted keys of its full metrics dict that are headline figures. The keys
 # are the stage's metrics-file stem ("detectors" covers metrics/detectors/<plane>.json).
 HEADLINE: dict[str, tuple[str, ...]] = {
-    "synth": ("train.studies", "test.studies", "score_oracle.total", "score_constant_prior.total"),
+    "synth": ("train.studies", "test.studies", "score_oracle.total", "score_constant_prior.total",
+              "shape.bend_deg.p50.phantom", "shape.deviation_mm.p90.phantom"),
     "ingest": ("studies.train", "studies.test", "quarantine.total"),
     "eda": ("studies", "studies_with_missing_label", "any_severe_spinal_prevalence"),
     "detectors": ("mAP50", "loc_right_within", "loc_median_mm"),

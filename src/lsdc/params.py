@@ -52,6 +52,8 @@ class Synth:
     sag_slices: tuple[int, int] = (13, 17)
     axial_per_level: tuple[int, int] = (3, 4)
     reader_noise: float = 0.35
+    fov_mm: tuple[float, float] = (220.0, 400.0)
+    stress: bool = False
 
 
 @dataclass(frozen=True)

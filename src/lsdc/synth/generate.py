@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from lsdc import metrics, schema
 from lsdc.params import Synth
-from lsdc.synth import labels, plan, render
+from lsdc.synth import labels, plan, render, shape
 from lsdc.synth.dicom_writer import SliceMeta, write_slice
 from lsdc.synth.labels import LabelDraw
 
@@ -60,6 +60,8 @@ class WrittenStudy:
     series: list[tuple[int, str]]  # (series_id, description)
     coords: list[plan.Coordinate]
     n_files: int
+    spacing: dict[int, tuple[float, float]]  # series id -> PixelSpacing (row, column) of its first slice
+    quirks: dict[str, int]  # hard cases in this study (see quirk_counts)
 
 
 def study_ids(synth: Synth) -> tuple[np.ndarray, np.ndarray]:
@@ -141,8 +143,9 @@ def run_study(job: StudyJob) -> WrittenStudy:
             series_description=series.description, instance_number=number,
             ipp=tuple(spine.to_patient(geom.ipp)), iop=(*row, *col),
             pixel_spacing=(geom.row_spacing, geom.col_spacing),
-            slice_thickness=series.slice_thickness,
-            spacing_between_slices=None if series.slice_thickness is None else series.spacing,
+            slice_thickness=None if number in series.tagless else series.slice_thickness,
+            spacing_between_slices=None if series.slice_thickness is None or number in series.tagless
+            else series.spacing,
         )
         path = job.out_dir / IMAGES_DIR[job.split] / str(job.study_id) / str(series.series_id) / f"{number}.dcm"
         write_slice(path, pixels, meta)
@@ -151,7 +154,35 @@ def run_study(job: StudyJob) -> WrittenStudy:
     if job.split == "train":
         rng = np.random.default_rng([*seed_material(job.seed, job.split, job.index), 999])
         coords = plan.coordinates(study, job.has_coord, job.misplaced, rng)
-    return WrittenStudy(job.study_id, [(s.series_id, s.description) for s in study.series], coords, n_files)
+    spacing = {s.series_id: (s.slices[0].row_spacing, s.slices[0].col_spacing) for s in study.series}
+    return WrittenStudy(job.study_id, [(s.series_id, s.description) for s in study.series], coords, n_files,
+                        spacing, quirk_counts(study))
+
+
+def quirk_counts(study: plan.StudyPlan) -> dict[str, int]:
+    """Hard cases of one study's plan: edge anatomy, scoliosis, and per series the acquisition quirks."""
+    axial = study.of_plane("ax_t2")
+    spine = study.spine
+    counts = {f"edge_{e}": int(study.edge == e) for e in plan.EDGE_CASES}
+    counts["spondylolisthesis"] = int(bool(np.any(spine.slip_v != 0)))
+    counts["scoliosis_over_5mm"] = int(float(np.abs(spine.lateral_x).max()) > 5.0)
+    counts["mirrored_series"] = sum(s.mirrored is not None for s in study.series)
+    counts["axial_series"] = len(axial)
+    counts["axial_multi_block_tilt_over_10deg"] = sum(
+        1 for s in axial if _tilt_spread(s) > 10.0)
+    counts["axial_out_of_order"] = sum(s.order not in ("spatial", "reversed") for s in axial)
+    counts["axial_with_localiser"] = sum(bool(s.localisers) for s in axial)
+    counts["series_without_thickness"] = sum(s.slice_thickness is None for s in study.series)
+    counts["series_with_tagless_files"] = sum(bool(s.tagless) for s in study.series)
+    return counts
+
+
+def _tilt_spread(series: plan.SeriesPlan) -> float:
+    """Largest angle (degrees) between the normals of a series' slices (localisers left out)."""
+    normals = np.array([np.cross(g.row_dir, g.col_dir) for i, g in enumerate(series.slices)
+                        if i not in series.localisers])
+    cos = np.clip(np.abs(normals @ normals.T), 0.0, 1.0)
+    return float(np.degrees(np.arccos(cos.min())))
 
 
 def jobs_for(synth: Synth, out_dir: Path | None) -> tuple[list[StudyJob], dict[str, LabelDraw], dict[str, np.ndarray]]:
@@ -276,4 +307,16 @@ def generate(synth: Synth, out_dir: str | Path, workers: int = 0, progress: bool
         test_grades, metrics.prior_probs(prior, n_test)).as_dict()
     summary["score_uniform"] = metrics.competition_score(test_grades, uniform).as_dict()
     summary["constant_prior_pseudocount"] = CONSTANT_PRIOR_PSEUDOCOUNT
+    summary["shape"] = shape_report(by_split["train"], coords)
+    summary["quirks"] = {k: int(sum(r.quirks[k] for r in results)) for k in results[0].quirks}
     return summary
+
+
+def shape_report(results: list[WrittenStudy], coords: pd.DataFrame) -> dict:
+    """Real vs phantom spine-shape percentiles (lsdc.synth.shape) on the written train
+    coordinates, converted to mm with each series' PixelSpacing."""
+    spacing = {sid: sp for r in results for sid, sp in r.spacing.items()}
+    descriptions = {sid: desc for r in results for sid, desc in r.series}
+    near_origin = (coords["x"] < shape.NEAR_ORIGIN_PX) & (coords["y"] < shape.NEAR_ORIGIN_PX)
+    points = shape.canal_points(coords[~near_origin], spacing, descriptions)
+    return shape.comparison(shape.table(points))

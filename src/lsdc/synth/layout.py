@@ -44,3 +44,15 @@ IMAGE_SHAPES: dict[str, tuple[tuple[int, int, int], ...]] = {
 AXIAL_ORDER_SHARES = (2006 / 2298, 283 / 2298, 9 / 2298)
 MIXED_SHAPE_AXIAL_SHARE = 27 / 2340  # axial series mixing two slice sizes
 ODD_INSTANCE_OFFSET_SHARE = 1 / 600  # series numbered like 5031.. instead of 1..
+
+# Hard cases of the real data, as shares (default, stress). The default keeps them rare, as in
+# the real data; the stress profile (synth.stress) draws them on purpose.
+# Real axial series: patient left on the image right in 8769 of 8770 left/right pairs.
+MIRRORED_SHARE = (0.004, 0.25)  # series written with a flipped row or column direction
+LOCALISER_SHARE = (0.03, 0.2)  # axial series holding one slice of another orientation
+TAGLESS_FILES_SHARE = (0.02, 0.15)  # series where some files lack SliceThickness / SpacingBetweenSlices
+TAGLESS_SERIES_SHARE = (0.03, 0.1)  # series where every file lacks them
+STACK_SHARE = (0.4, 0.15)  # axial series covering every level as one straight stack (else one block per disc)
+AXIAL_ORDER_STRESS = (0.35, 0.25, 0.4)  # head-to-feet, feet-to-head, neither (interleaved)
+EDGE_STUDY_SHARE = (0.02, 0.08)  # per edge case: faint L5/S1, a disc below L5/S1, L1/L2 at the top edge
+MAX_AXIAL_TILT_DEG = 25.0  # an axial block is angled along its disc up to this far from the scanner's axial

@@ -220,6 +220,11 @@ def _paint_bodies(spine: Spine, img, p: _Local, lut) -> None:
     f = tn2 * tn2 * tn2 + r * np.sqrt(r)
     paint("cortex", f <= 1)
     paint("marrow", f <= 0.75)
+    if spine.sacral_disc is not None:  # a disc-like S1/S2 gap inside the sacrum
+        u_d, h_d = spine.sacral_disc
+        gap = sacrum & (np.abs(p.u - np.float32(u_d)) <= np.float32(h_d / 2)) & (r <= 0.85)
+        paint("annulus", gap)
+        paint("nucleus_degen", gap & (np.abs(p.u - np.float32(u_d)) <= np.float32(h_d / 4)) & (r <= 0.4))
 
 
 def _paint_transverse(spine: Spine, img, p: _Local, lut) -> None:

@@ -70,3 +70,12 @@ GRADED_WITHOUT_COORD = 146  # graded labels without a coordinate row (incl. the 
 UNGRADED_WITH_COORD = 35  # coordinate rows whose label has no grade
 MISPLACED_CLICKS = 13  # coordinate rows near (5, 5)
 STUDIES_WITH_FEWER_COORDS = 185  # studies with fewer than 25 coordinate rows
+
+# Spine shape from the five Sagittal T2/STIR canal points of the 1,898 real series that have
+# all five (pixel spacing: a 300 mm field of view over each series' image size), as
+# percentile -> value (lsdc.synth.shape computes the same figures).
+SPINE_SHAPE: dict[str, dict[float, float]] = {
+    "gap_mm": {1: 20.7, 5: 24.6, 50: 33.4, 95: 41.5, 99: 45.0},  # neighbouring canal points
+    "deviation_mm": {50: 6.0, 90: 9.4, 99: 15.8},  # largest distance from the points' straight line
+    "bend_deg": {5: 9.8, 50: 28.0, 95: 51.2},  # L1/L2->L2/L3 vs L4/L5->L5/S1 direction
+}
