@@ -161,3 +161,16 @@ def test_dvc_yaml_declares_headlines_as_metrics_and_details_as_plain_outs():
             assert detail in outs, f"{name}: {detail} is not an out"
             entry = next(o for o in spec["outs"] if isinstance(o, dict) and detail in o)
             assert entry[detail] == {"cache": False}
+
+
+def test_phantom_block_renders_real_vs_phantom_from_synth_details(tmp_path):
+    shape = {"series": 7, "gap_mm": {"p1": {"real": 20.7, "phantom": 21.04}, "p50": {"real": 33.4, "phantom": 33.0}},
+             "deviation_mm": {"p50": {"real": 6.0, "phantom": 5.66}},
+             "bend_deg": {"p95": {"real": 51.2, "phantom": 52.71}}}
+    headline.write("synth", {"train": {"studies": 3}, "test": {"studies": 1}, "score_oracle": {"total": 0.4},
+                             "score_constant_prior": {"total": 0.9}, "shape": shape}, tmp_path / "synth.json")
+    block = report.phantom_block(tmp_path)
+    assert "7 Sagittal T2/STIR series" in block
+    assert "| neighbouring canal points, mm | p1 / p50 | 20.7 / 33.4 | 21.0 / 33.0 |" in block
+    assert "| bend L1/L2→L2/L3 vs L4/L5→L5/S1, degrees | p95 | 51.2 | 52.7 |" in block
+    assert "No shape figures" in report.phantom_block(tmp_path / "empty")

@@ -41,7 +41,7 @@ DVC_YAML = Path("dvc.yaml")
 PARAMS_YAML = Path("params.yaml")
 RUNTIME_FILE = paths.RUNTIME_FILE
 BENCH_FILE = paths.BENCH_METRICS
-BLOCKS = ("results", "runtime", "performance")
+BLOCKS = ("results", "phantom", "runtime", "performance")
 PLANES = ("sag_t1", "sag_t2", "ax_t2")
 
 
@@ -105,6 +105,26 @@ def results_block(metrics_dir: Path = paths.METRICS_DIR) -> str:
     return "\n".join(lines)
 
 
+SHAPE_FIGURES = {"gap_mm": "neighbouring canal points, mm", "deviation_mm": "largest distance from their straight line, mm",
+                 "bend_deg": "bend L1/L2→L2/L3 vs L4/L5→L5/S1, degrees"}
+
+
+def phantom_block(metrics_dir: Path = paths.METRICS_DIR) -> str:
+    """Real vs phantom spine-shape percentiles of the recorded run (synth's `shape` details)."""
+    synth = _load(metrics_dir, "synth.json") or {}
+    shape = synth.get("shape")
+    if not shape:
+        return "No shape figures recorded yet: `dvc repro synth` writes them to `metrics/synth.details.json`."
+    lines = [f"Measured on the {shape.get('series')} Sagittal T2/STIR series of this run's train split.\n",
+             "| figure | percentiles | real | phantom |", "|---|---|---|---|"]
+    for key, label in SHAPE_FIGURES.items():
+        cells = shape.get(key, {})
+        qs = " / ".join(cells)
+        lines.append(f"| {label} | {qs} | {' / '.join(_num(c['real'], '.1f') for c in cells.values())} | "
+                     f"{' / '.join(_num(c['phantom'], '.1f') for c in cells.values())} |")
+    return "\n".join(lines)
+
+
 def runtime_block(runtime: Mapping[str, Any] | None) -> str:
     """The stage-time table of the recorded run, or a line saying none is recorded."""
     if not runtime or not runtime.get("stages"):
@@ -149,7 +169,8 @@ def blocks(metrics_dir: Path = paths.METRICS_DIR, runtime_file: Path = RUNTIME_F
     def read(path: Path) -> dict[str, Any] | None:
         return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
-    return {"results": results_block(metrics_dir), "runtime": runtime_block(read(runtime_file)),
+    return {"results": results_block(metrics_dir), "phantom": phantom_block(metrics_dir),
+            "runtime": runtime_block(read(runtime_file)),
             "performance": performance_block(read(bench_file))}
 
 
