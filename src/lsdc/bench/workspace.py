@@ -233,7 +233,7 @@ def train_small_classifier(ws: Workspace, out: Path) -> list[Path]:
 
     p = ws.params
     store = data.load_store(ws.rois_dir)
-    labels = data.load_labels(ws.rois_index_dir / data.LABELS_FILE)
+    labels = data.load_labels(index.table_path(ws.rois_index_dir, "labels"))
     folds = data.load_folds(ws.folds_path)
     folds = folds[folds["study_id"].isin(store.index["study_id"].unique())]
     ids, fold_of = folds["study_id"].to_numpy(), folds["fold"].to_numpy()
