@@ -240,13 +240,13 @@ def train_small_classifier(ws: Workspace, out: Path) -> list[Path]:
     y = data.label_array(labels, ids)
     keys = layout.build_layout(p.train.layout, layout.store_channels(store.index))
     rows, present = layout.assemble(store.index, ids, keys)
-    cfg = dataclasses.replace(p.train, epochs=1, device="cpu")
+    cfg = dataclasses.replace(p.train, epochs=1)
     paths = []
     for k in sorted(np.unique(fold_of)):
         val = fold_of == k
         result = train_fold(int(k), data.StudyCrops(store.crops, rows[~val], present[~val], y[~val]),
                             data.StudyCrops(store.crops, rows[val], present[val], y[val]),
-                            p.model, cfg, seed=p.seed + int(k))
+                            p.model, cfg, seed=p.seed + int(k), device="cpu")
         path = out / f"fold_{int(k)}.pt"
         torch.save(make_checkpoint(result.model, p.model.name, keys, store.roi_size, p.flat(),
                                    layout_name=p.train.layout, fold=int(k)), path)
