@@ -33,8 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(params: Params, args: argparse.Namespace) -> int:
     results = run(params, args)
-    out = report.write(report.merge(report.read(args.out), results), args.out)
-    print(report.table(results))
+    merged = report.merge(report.read(args.out), results)
+    out = report.write(merged, args.out)
+    print(report.table({k: v for k, v in merged.items() if k not in report.SECTIONS or k in results}))
     print(f"\n{results['setup']['studies']} synthetic studies, detectors: {results['setup']['detectors_source']}; "
           f"machine: {results['machine']['cpus']} CPUs, {results['machine']['memory_gib']} GiB, "
           f"GPU {results['machine']['gpu'] or 'none'}; {results['seconds']:.0f} s in all -> {out} "
