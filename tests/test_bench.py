@@ -90,3 +90,16 @@ def test_report_table_marks_missed_targets(tmp_path):
     text = report.table(results)
     assert "flat MISSED" in text and "linear met" in text and "2.00x" in text
     assert report.write(results, tmp_path / "b.json").read_text().startswith("{")
+
+
+def test_bench_json_keeps_the_benchmarks_not_rerun(tmp_path):
+    old = {"machine": {"cpus": 2}, "setup": {"detectors_source": "bench"}, "decode": {"files": 10},
+           "rois": {"studies": 3}, "seconds": 100.0}
+    new = {"machine": {"cpus": 16}, "setup": {"detectors_source": "project"}, "decode": {"files": 20}, "seconds": 5.0}
+    merged = report.merge(old, new)
+    assert merged["decode"]["files"] == 20 and merged["decode"]["machine"] == {"cpus": 16}
+    assert merged["decode"]["setup"] == {"detectors_source": "project"}
+    assert merged["rois"] == {"studies": 3}  # not re-run: kept as measured
+    assert merged["machine"] == {"cpus": 16} and merged["seconds"] == 5.0
+    path = report.write(merged, tmp_path / "bench.json")
+    assert report.read(path) == merged and report.read(tmp_path / "absent.json") == {}

@@ -4,6 +4,7 @@ JSON and the PNG, the same grades as the predict stage, typing from tags, and cl
 from __future__ import annotations
 
 import json
+import os
 import shutil
 
 import numpy as np
@@ -123,3 +124,39 @@ def test_model_files_that_do_not_match_fail_clearly(run, tmp_path, capsys):
 def test_missing_detector_weights_are_named(run, tmp_path):
     with pytest.raises(study.StudyInputError, match=r"detectors/ax_t2.pt: detector weights not found"):
         study.yolo_detectors(tmp_path, run.params, {"ax_t2"})
+
+
+def test_a_second_call_builds_no_model_decodes_once_and_gives_the_same_grades(run, tmp_path, monkeypatch):
+    """Fold networks are built once per checkpoint file and reused; each call decodes each
+    DICOM file once (the overlay draws the slices extraction decoded); a rewritten
+    checkpoint is loaded afresh."""
+    from lsdc import dicom
+    from lsdc.classify import model as model_mod
+    from lsdc.predict import ensemble
+
+    folder = run.root / schema.TEST_IMAGES / "201"
+    det = BlobDetectors(run.params.detect)
+    ensemble.clear_cache()
+    first = study.run_study(folder, run.params, run.paths.models_dir, tmp_path / "a", run.paths.labels, detectors=det)
+    built, reads = [], []
+    real_build, real_read = ensemble.model_from_checkpoint, dicom.read_pixels
+    monkeypatch.setattr(ensemble, "model_from_checkpoint", lambda ck: built.append(1) or real_build(ck))
+    monkeypatch.setattr(model_mod, "model_from_checkpoint", lambda ck: built.append(1) or real_build(ck))
+    monkeypatch.setattr(dicom, "read_pixels", lambda p: reads.append(str(p)) or real_read(p))
+    second = study.run_study(folder, run.params, run.paths.models_dir, tmp_path / "b", run.paths.labels, detectors=det)
+    assert built == []
+    n_files = sum(s["files"] for s in second["series"])
+    assert len(reads) == len(set(reads)) == n_files
+    assert [r["grade"] for r in second["labels"]] == [r["grade"] for r in first["labels"]]
+    np.testing.assert_array_equal([[r[c] for c in schema.PROB_COLUMNS] for r in second["labels"]],
+                                  [[r[c] for c in schema.PROB_COLUMNS] for r in first["labels"]])
+    ckpt = sorted((run.paths.models_dir / "classifier").glob("fold_*.pt"))[0]
+    copy = tmp_path / "models"
+    shutil.copytree(run.paths.models_dir, copy)
+    study.run_study(folder, run.params, copy, tmp_path / "c", run.paths.labels, detectors=det)
+    n_folds = len(second["models"])
+    assert len(built) == n_folds  # another folder: its files are built once
+    (copy / "classifier" / ckpt.name).write_bytes((copy / "classifier" / ckpt.name).read_bytes())
+    os.utime(copy / "classifier" / ckpt.name, ns=(1, 1))
+    study.run_study(folder, run.params, copy, tmp_path / "d", run.paths.labels, detectors=det)
+    assert len(built) == n_folds + 1  # the rewritten checkpoint only

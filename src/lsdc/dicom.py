@@ -15,8 +15,10 @@ Typical use::
 
 from __future__ import annotations
 
+import functools
 import io
 import logging
+import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -26,7 +28,13 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pydicom.errors
+from pydicom.encaps import generate_frames
 from pydicom.uid import UID, JPEGLSLossless, JPEGLSNearLossless, RLELossless
+
+try:  # pylibjpeg-rle: decode RLE frames without pydicom's per-call pixel description
+    from rle.rle import decode_frame as _rle_decode_frame
+except ImportError:  # pragma: no cover - the pydicom path still decodes
+    _rle_decode_frame = None
 
 log = logging.getLogger(__name__)
 
@@ -172,8 +180,10 @@ _TAG = {
     "SliceThickness": 0x00180050, "SpacingBetweenSlices": 0x00180088,
     "NumberOfFrames": 0x00280008, "SeriesDescription": 0x0008103E,
     "FrameOfReferenceUID": 0x00200052,
+    "PixelRepresentation": 0x00280103, "RescaleSlope": 0x00281053, "RescaleIntercept": 0x00281052,
 }
-_US_KEYWORDS = frozenset({"Rows", "Columns", "BitsAllocated", "BitsStored", "SamplesPerPixel"})
+_US_KEYWORDS = frozenset({"Rows", "Columns", "BitsAllocated", "BitsStored", "SamplesPerPixel",
+                          "PixelRepresentation"})
 
 
 def _value(ds: pydicom.Dataset, keyword: str) -> object:
@@ -189,37 +199,51 @@ def _value(ds: pydicom.Dataset, keyword: str) -> object:
     return value
 
 
-def _strings(ds: pydicom.Dataset, keyword: str) -> list[str]:
-    """A text element (DS, IS, CS, LO) as its backslash-separated parts; [] when absent/empty."""
-    value = _value(ds, keyword)
+@functools.lru_cache(maxsize=8192)
+def _split_raw(raw: bytes) -> tuple[str, ...]:
+    """Raw text bytes -> backslash-separated parts. Cached: the tags a series shares
+    (orientation, spacing, sizes, description) are parsed once per series, not per slice."""
+    text = raw.decode("latin-1").strip(" \x00")
+    return tuple(part.strip(" \x00") for part in text.split("\\")) if text else ()
+
+
+def _parts(value: object) -> tuple[str, ...]:
     if value is None:
-        return []
+        return ()
     if isinstance(value, bytes):
-        text = value.decode("latin-1").strip(" \x00")
-        return [part.strip(" \x00") for part in text.split("\\")] if text else []
+        return _split_raw(value)
     if isinstance(value, str):
-        return [value.strip()] if value.strip() else []
+        return (value.strip(),) if value.strip() else ()
     if isinstance(value, Sequence):
-        return [str(v).strip() for v in value]
-    return [str(value)]
+        return tuple(str(v).strip() for v in value)
+    return (str(value),)
 
 
-def _floats(ds: pydicom.Dataset, keyword: str, n: int) -> tuple[float, ...] | None:
-    parts = _strings(ds, keyword)
+def _strings(ds: pydicom.Dataset, keyword: str) -> tuple[str, ...]:
+    """A text element (DS, IS, CS, LO) as its backslash-separated parts; () when absent/empty."""
+    return _parts(_value(ds, keyword))
+
+
+@functools.lru_cache(maxsize=8192)
+def _floats_of(parts: tuple[str, ...], n: int) -> tuple[float, ...] | None:
     try:
         values = tuple(float(v) for v in parts)
     except ValueError:
         return None
-    if len(values) != n or not all(np.isfinite(values)):
+    if len(values) != n or not all(math.isfinite(v) for v in values):
         return None
     return values
+
+
+def _floats(ds: pydicom.Dataset, keyword: str, n: int) -> tuple[float, ...] | None:
+    return _floats_of(_strings(ds, keyword), n)
 
 
 def _int(ds: pydicom.Dataset, keyword: str) -> int | None:
     value = _value(ds, keyword)
     if isinstance(value, int):
         return value
-    parts = _strings(ds, keyword)
+    parts = _parts(value)
     try:
         return int(float(parts[0])) if len(parts) == 1 else None
     except ValueError:
@@ -374,14 +398,26 @@ def _check_encapsulated_end(fp, path: Path, size: int, pixel_offset: int) -> Non
 
 # ----------------------------------------------------------------------------- geometry
 
-def slice_normal(iop: Sequence[float]) -> np.ndarray:
-    """Unit normal R x C of an ImageOrientationPatient (6 floats); ValueError if degenerate."""
-    iop = np.asarray(iop, dtype=float)
-    n = np.cross(iop[:3], iop[3:])
+@functools.lru_cache(maxsize=4096)
+def _unit_normal(iop: tuple[float, ...]) -> np.ndarray:
+    """slice_normal's work, once per distinct orientation (a series has one or a few)."""
+    a = np.asarray(iop, dtype=float)
+    if a.shape != (6,):
+        raise ValueError(f"ImageOrientationPatient needs 6 values, got {list(iop)}")
+    n = np.cross(a[:3], a[3:])
     norm = np.linalg.norm(n)
     if not np.isfinite(norm) or norm < 1e-6:
-        raise ValueError(f"degenerate ImageOrientationPatient {iop.tolist()}")
-    return n / norm
+        raise ValueError(f"degenerate ImageOrientationPatient {a.tolist()}")
+    out = n / norm
+    out.flags.writeable = False
+    return out
+
+
+def slice_normal(iop: Sequence[float]) -> np.ndarray:
+    """Unit normal R x C of an ImageOrientationPatient (6 floats); ValueError if degenerate.
+
+    Computed once per distinct orientation (cached): every slice of a series shares it."""
+    return _unit_normal(tuple(float(v) for v in np.ravel(iop))).copy()
 
 
 def normal_position(ipp: Sequence[float], iop: Sequence[float]) -> float:
@@ -620,35 +656,83 @@ def _decoding_plugin(transfer_syntax: str) -> str | None:
     return None
 
 
-def decode_pixels(ds: pydicom.Dataset, path: str | Path = "") -> np.ndarray:
+def _rle_frame(ds: pydicom.Dataset, header: SliceHeader) -> np.ndarray | None:
+    """The one frame of a single-frame, single-sample RLE Lossless file decoded straight
+    with pylibjpeg-rle, as pydicom's pixel_array gives it (same dtype, unused high bits
+    cleared or sign-extended); None when the file is anything else or the decoder is
+    missing, so that the caller takes pydicom's general path.
+
+    pydicom's pixel_array rebuilds its pixel description from about twenty dataset
+    look-ups on every call, which costs more than decoding a 12-bit MR slice; the few
+    tags needed here are read from their raw bytes instead."""
+    if _rle_decode_frame is None or header.n_frames != 1 or header.rows <= 0 or header.cols <= 0:
+        return None
+    if (_int(ds, "SamplesPerPixel") or 1) != 1:
+        return None
+    bits = _int(ds, "BitsAllocated")
+    if bits not in (8, 16, 32):
+        return None
+    stored = _int(ds, "BitsStored") or bits
+    signed = _int(ds, "PixelRepresentation") == 1
+    elem = ds.get_item(0x7FE00010)
+    data = elem.value if elem is not None else None
+    if not isinstance(data, bytes) or not 0 < stored <= bits:
+        return None
+    frame = next(generate_frames(data, number_of_frames=1), None)
+    if frame is None:
+        return None
+    decoded = _rle_decode_frame(frame, header.rows * header.cols, bits, "<")
+    arr = np.frombuffer(decoded, dtype=f"<{'i' if signed else 'u'}{bits // 8}").reshape(header.rows, header.cols)
+    if stored < bits:  # as pydicom: the unused high bits carry no meaning
+        arr = np.right_shift(np.left_shift(arr, bits - stored), bits - stored)
+    return arr
+
+
+def decode_pixels(ds: pydicom.Dataset, path: str | Path = "", header: SliceHeader | None = None) -> np.ndarray:
     """Decode a read dataset to float32, (rows, cols) or (frames, rows, cols).
 
     Applies RescaleSlope/Intercept when present and inverts MONOCHROME1 so that
     brighter always means more signal. Raises DicomReadError naming the file.
+    ``header`` (header_from_dataset of ``ds``) spares parsing its tags again.
     """
-    tsyntax = str(ds.file_meta.get("TransferSyntaxUID", "")) if hasattr(ds, "file_meta") else ""
+    if header is None:
+        header = header_from_dataset(ds, path)
+    tsyntax = header.transfer_syntax
+    arr = None
+    if tsyntax == RLELossless:
+        try:
+            arr = _rle_frame(ds, header)
+        except Exception as e:  # let pydicom's general path decide and name the problem
+            log.debug("%s: direct RLE decode failed (%s); using pydicom", path, e)
+    if arr is None:
+        arr = _pixel_array(ds, path, tsyntax)
+    out = arr.astype(np.float32)
+    slope, intercept = _floats(ds, "RescaleSlope", 1), _floats(ds, "RescaleIntercept", 1)
+    if slope is not None or intercept is not None:  # in place: out is already a fresh float32 copy
+        out *= np.float32(slope[0] if slope is not None else 1.0)
+        out += np.float32(intercept[0] if intercept is not None else 0.0)
+    if header.photometric == "MONOCHROME1":
+        out = out.max() + out.min() - out
+    return out
+
+
+def _pixel_array(ds: pydicom.Dataset, path: str | Path, tsyntax: str) -> np.ndarray:
+    """pydicom's pixel_array with the fastest installed plugin, falling back to its default."""
     plugin = _decoding_plugin(tsyntax)
     try:
         try:
             if plugin:
                 ds.pixel_array_options(decoding_plugin=plugin)
-            arr = ds.pixel_array
+            return ds.pixel_array
         except (RuntimeError, ImportError) as e:  # plugin missing or failing: default chain
             if not plugin:
                 raise
             log.debug("%s: %s decoder failed (%s); using the default", path, plugin, e)
             ds.pixel_array_options(decoding_plugin="")
-            arr = ds.pixel_array
+            return ds.pixel_array
     except Exception as e:  # decoders raise many types; name the file and the cause
         raise DicomReadError(path, UNDECODABLE, f"{path}: pixel data cannot be decoded "
                              f"({type(e).__name__}: {e})") from None
-    out = arr.astype(np.float32)
-    slope, intercept = ds.get("RescaleSlope"), ds.get("RescaleIntercept")
-    if slope is not None or intercept is not None:
-        out = out * float(slope if slope is not None else 1.0) + float(intercept or 0.0)
-    if str(ds.get("PhotometricInterpretation", "")) == "MONOCHROME1":
-        out = out.max() + out.min() - out
-    return out
 
 
 def _check_read(ds: pydicom.Dataset, data: bytes, path: Path) -> None:
@@ -690,7 +774,7 @@ def read_pixels(path: str | Path) -> tuple[SliceHeader, np.ndarray]:
         header = header_from_dataset(ds, path)
     except Exception as e:
         raise _as_read_error(path, e) from None
-    return header, decode_pixels(ds, path)
+    return header, decode_pixels(ds, path, header)
 
 
 @dataclass

@@ -35,7 +35,21 @@ def _rois(r: dict) -> list[Row]:
         ("", "lsdc extract_study, 1 proc", f"{sps['lsdc_1proc']:.3f} studies/s = {r['ratio_lsdc_1proc_vs_notebook']:.1f}x", ""),
         ("", f"lsdc extraction stage, {w} workers", f"{sps[f'lsdc_{w}workers']:.3f} studies/s = "
          f"{r[f'ratio_lsdc_{w}workers_vs_notebook']:.1f}x", f">= {r['target']:g}x {_ok(r['meets'])}"),
+        ("", "crops: notebook PNGs / lsdc rows (last repeat)",
+         f"{r['crops_written']['notebook_png']} / {r['crops_written']['lsdc_rows']}",
+         f"PNGs > 0 {_ok(r['crops_written']['notebook_png'] > 0)}"),
+        *_models(r),
     ]
+
+
+def _models(r: dict) -> list[Row]:
+    setup = r.get("setup") or {}
+    if not setup.get("detectors_source"):
+        return []
+    text = f"detectors: {setup['detectors_source']}"
+    if setup.get("classifier_source"):
+        text += f"; classifier: {setup['classifier_source']}"
+    return [("", "models", text, "")]
 
 
 def _study(r: dict) -> list[Row]:
@@ -50,6 +64,7 @@ def _study(r: dict) -> list[Row]:
         ("", "core overhead over forward passes", f"+{100 * r['overhead_core_vs_forward']:.0f} %",
          f"<= +{100 * r['target']:.0f} % {_ok(r['meets'])}"),
         ("", "whole-call overhead over forward passes", f"+{100 * r['overhead_total_vs_forward']:.0f} %", ""),
+        *_models(r),
     ]
     return rows
 
@@ -99,6 +114,25 @@ def table(results: dict[str, Any]) -> str:
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows_]
     lines.insert(1, "-" * len(lines[0]))
     return "\n".join(lines)
+
+
+def read(path: Path) -> dict[str, Any]:
+    """The results in path, {} when there are none (or they cannot be read)."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def merge(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """old with the benchmarks run now replaced: `lsdc bench --only decode` updates the
+    decode figures of metrics/bench.json and keeps the others (each benchmark carries
+    the set-up, machine and models it was measured with)."""
+    merged = {k: v for k, v in old.items() if k in SECTIONS}
+    for name in SECTIONS:
+        if name in new:
+            merged[name] = {**new[name], "machine": new.get("machine"), "setup": new.get("setup")}
+    return {**{k: v for k, v in new.items() if k not in SECTIONS}, **merged}
 
 
 def write(results: dict[str, Any], path: Path) -> Path:

@@ -6,7 +6,9 @@
 
 Data and models live in --scratch (default scratch/bench) and are reused between runs
 (lsdc.bench.workspace): the pipeline's models/detectors and models/classifier when it
-has trained them, else small ones trained there first.
+has trained them, else detectors trained there with the default run's settings first.
+The figures go to metrics/bench.json (the benchmarks run replace theirs, the others
+stay); `lsdc report` renders the README's performance table from it.
 """
 
 from __future__ import annotations
@@ -33,15 +35,18 @@ def run(params: Params, args: argparse.Namespace) -> dict:
     use_project = not args.bench_models
     profile = not args.no_profile
     store_n = int(args.store_studies)
-    n_data = max([*sizes, store_n, args.decode_studies, 10])
+    n_data = max([*(sizes if "scaling" in only else []), *([store_n] if only & {"training", "study"} else []),
+                  *([args.rois_studies] if "rois" in only else []), args.decode_studies, 10])
     started = time.perf_counter()
     results: dict = {"machine": machine()}
 
     ws = workspace.prepare_data(params, scratch, n_data, float(args.image_scale))
-    ws = workspace.ensure_detectors(ws, int(args.detect_epochs), use_project)
+    if only & {"rois", "scaling", "training", "study"}:  # decode needs no model
+        ws = workspace.ensure_detectors(ws, args.detect_epochs, use_project)
     p = ws.params
     results["setup"] = {"data": str(ws.data_root), "studies": ws.n_studies, "image_scale": args.image_scale,
-                        "detectors": str(ws.detectors_dir), "detectors_source": ws.detectors_source,
+                        "detectors": str(ws.detectors_dir) if ws.detectors_source else None,
+                        "detectors_source": ws.detectors_source or None,
                         "detect_imgsz": p.detect.export.imgsz, "roi_size": p.rois.roi_size, "workers": p.runtime.workers}
 
     if "decode" in only:

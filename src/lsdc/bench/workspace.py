@@ -4,8 +4,9 @@ git-ignored) and reused between runs.
 - a synthetic RSNA-layout dataset written by lsdc.synth (RLE DICOM, like the real data)
   at a small image scale, ingested into its own index, with folds;
 - detectors: models/detectors/<plane>.pt when the pipeline has trained them, else
-  small ones trained here for `detect_epochs` epochs with the project's own
-  export/training code (timing does not depend on how well they were trained);
+  trained here with the project's own export/training code and the default run's
+  detect.train settings, so that they detect what the pipeline's detectors detect (the
+  ROI comparison needs both loops to crop real detections);
 - a ROI store of the first `store_studies` studies (lsdc.rois.extract.run);
 - classifier folds: models/classifier/fold_<k>.pt when present and readable with these
   crops, else one epoch per fold trained here with lsdc.classify.engine.train_fold.
@@ -128,8 +129,12 @@ def project_detectors(models_dir: Path = paths.MODELS_DIR / "detectors") -> Path
     return models_dir if all((models_dir / f"{p}.pt").exists() for p in schema.PLANES) else None
 
 
-def ensure_detectors(ws: Workspace, epochs: int, use_project: bool = True) -> Workspace:
-    """The project's detectors when trained, else small ones trained on the bench data."""
+def ensure_detectors(ws: Workspace, epochs: int | None = None, use_project: bool = True) -> Workspace:
+    """The project's detectors when trained, else detectors trained here on the bench data
+    with the default run's settings (params' detect.train: its epochs, warm-up and mosaic
+    schedule), so that they find the structures the pipeline's would and both loops of
+    the ROI benchmark crop real detections. `epochs` overrides detect.train.epochs (a
+    quick look only: undertrained detectors find nothing and the comparison is void)."""
     found = project_detectors() if use_project else None
     if found is not None:
         log.info("bench: using the pipeline's detectors %s", found)
@@ -137,21 +142,25 @@ def ensure_detectors(ws: Workspace, epochs: int, use_project: bool = True) -> Wo
     from lsdc.detect.export import export_plane
     from lsdc.detect.train import train_plane
 
-    folder = ws.dir / "detectors"
     p = ws.params
-    p = dataclasses.replace(p, detect=dataclasses.replace(p.detect, train=dataclasses.replace(
-        p.detect.train, epochs=epochs, close_mosaic=0, warmup_epochs=0.0)))
+    train = p.detect.train
+    if epochs is not None and int(epochs) != train.epochs:
+        train = dataclasses.replace(train, epochs=int(epochs), close_mosaic=min(train.close_mosaic, int(epochs) // 3))
+    p = dataclasses.replace(p, detect=dataclasses.replace(p.detect, train=train))
+    folder = ws.dir / ("detectors" if train == ws.params.detect.train else f"detectors_e{train.epochs}")
     settings = {"detect": dataclasses.asdict(p.detect), "data": str(ws.data_root)}
     if not _marker_ok(folder, settings):
         folder.mkdir(parents=True, exist_ok=True)
         for plane in schema.PLANES:
-            log.info("bench: training a %d-epoch %s detector (no pipeline detectors found)", epochs, plane)
+            log.info("bench: training the %s detector, %d epochs (no pipeline detectors found)", plane, train.epochs)
             yolo_dir = ws.dir / "yolo" / plane
             export_plane(plane, p, ws.index_dir, ws.folds_path, yolo_dir)
             train_plane(p, plane, yolo_dir, models_dir=folder, metrics_dir=ws.dir / "detector_metrics",
                         scratch=ws.dir / "ultralytics_runs")
         _write_marker(folder, settings)
-    return dataclasses.replace(ws, detectors_dir=folder, detectors_source=f"bench ({epochs} epochs)")
+    how = "the default run's settings" if train == ws.params.detect.train else "detect.train.epochs overridden"
+    return dataclasses.replace(ws, detectors_dir=folder,
+                               detectors_source=f"bench ({train.epochs} epochs, {how})")
 
 
 def _detectors_stamp(folder: Path) -> dict[str, float]:
@@ -224,20 +233,20 @@ def train_small_classifier(ws: Workspace, out: Path) -> list[Path]:
 
     p = ws.params
     store = data.load_store(ws.rois_dir)
-    labels = data.load_labels(ws.rois_index_dir / data.LABELS_FILE)
+    labels = data.load_labels(index.table_path(ws.rois_index_dir, "labels"))
     folds = data.load_folds(ws.folds_path)
     folds = folds[folds["study_id"].isin(store.index["study_id"].unique())]
     ids, fold_of = folds["study_id"].to_numpy(), folds["fold"].to_numpy()
     y = data.label_array(labels, ids)
     keys = layout.build_layout(p.train.layout, layout.store_channels(store.index))
     rows, present = layout.assemble(store.index, ids, keys)
-    cfg = dataclasses.replace(p.train, epochs=1, device="cpu")
+    cfg = dataclasses.replace(p.train, epochs=1)
     paths = []
     for k in sorted(np.unique(fold_of)):
         val = fold_of == k
         result = train_fold(int(k), data.StudyCrops(store.crops, rows[~val], present[~val], y[~val]),
                             data.StudyCrops(store.crops, rows[val], present[val], y[val]),
-                            p.model, cfg, seed=p.seed + int(k))
+                            p.model, cfg, seed=p.seed + int(k), device="cpu")
         path = out / f"fold_{int(k)}.pt"
         torch.save(make_checkpoint(result.model, p.model.name, keys, store.roi_size, p.flat(),
                                    layout_name=p.train.layout, fold=int(k)), path)

@@ -159,12 +159,14 @@ def probs_of(model: nn.Module, inputs: torch.Tensor | np.ndarray, batch_size: in
 
 def predict_probs(checkpoint: str | Path | Mapping[str, Any], crops_for_studies: np.ndarray,
                   present: np.ndarray | None = None, batch_size: int = 32,
-                  device: str | torch.device = "cpu") -> np.ndarray:
+                  device: str | torch.device = "cpu", model: nn.Module | None = None) -> np.ndarray:
     """Probabilities (n, 25, 3) from one checkpoint (path or loaded dict).
 
     crops_for_studies: uint8 (n, C, S, S) crops already in the checkpoint's `layout`
     order (lsdc.classify.layout.assemble + the store's crops give them); `present`
     (n, C) bool marks real crops; None = a channel counts as present unless all zero.
+    `model`: the checkpoint's network already built (model_from_checkpoint), so that a
+    caller predicting many times (predict-study) builds it once.
     """
     ckpt = load_checkpoint(checkpoint) if isinstance(checkpoint, (str, Path)) else checkpoint
     crops = np.asarray(crops_for_studies)
@@ -174,7 +176,7 @@ def predict_probs(checkpoint: str | Path | Mapping[str, Any], crops_for_studies:
                          f"in the checkpoint's layout, got {crops.dtype} {crops.shape}")
     if present is None:
         present = crops.reshape(*crops.shape[:2], -1).any(axis=-1)
-    model = model_from_checkpoint(ckpt).to(device)
+    model = (model if model is not None else model_from_checkpoint(ckpt)).to(device)
     out = []
     for start in range(0, len(crops), batch_size):
         x = augment.normalise(crops[start:start + batch_size], present[start:start + batch_size])

@@ -14,7 +14,7 @@ of the checkpoints when they carry one, else uniform (with a warning).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ CHUNK_STUDIES = 64  # studies whose crops are gathered at once (bounds memory on
 class FoldModel:
     path: Path
     ckpt: dict[str, Any]
+    module: Any = field(default=None, compare=False, repr=False)  # the built network (eval mode)
 
     @property
     def layout(self) -> list[str]:
@@ -83,23 +84,50 @@ def _rois_slices(ckpt: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in p.items() if k.startswith("rois.slices.")}
 
 
+_LOADED: dict[tuple[str, int, int], dict[str, Any]] = {}  # (resolved path, size, mtime_ns) -> ckpt, module
+
+
+def clear_cache() -> None:
+    """Forget the checkpoints and networks load_models kept (rebuilt on the next call)."""
+    _LOADED.clear()
+
+
+def _cached(path: Path) -> dict[str, Any]:
+    """The cache entry of this version of the file (a rewritten checkpoint gets a new one)."""
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _LOADED:
+        for stale in [k for k in _LOADED if k[0] == key[0]]:
+            del _LOADED[stale]
+        _LOADED[key] = {}
+    return _LOADED[key]
+
+
 def load_models(classifier_dir: str | Path, roi_size: int, channel_keys: set[str]) -> list[FoldModel]:
-    """Every fold checkpoint of classifier_dir, checked against the crops it will read."""
+    """Every fold checkpoint of classifier_dir, checked against the crops it will read.
+
+    Each checkpoint is read and its network built once per process (cached per file
+    version) and handed to model_probs with it: predict-study on several studies and the
+    benchmarks do not rebuild the fold models on every call."""
     models = []
     for path in checkpoint_paths(classifier_dir):
-        try:
-            ckpt = load_checkpoint(path)
-        except ValueError:
-            raise
-        except Exception as e:  # torch raises many types on a file that is not a checkpoint
-            raise ValueError(f"{path}: not a loadable classifier checkpoint ({type(e).__name__}: {e})") from None
+        entry = _cached(path)
+        if "ckpt" not in entry:
+            try:
+                entry["ckpt"] = load_checkpoint(path)
+            except ValueError:
+                raise
+            except Exception as e:  # torch raises many types on a file that is not a checkpoint
+                raise ValueError(f"{path}: not a loadable classifier checkpoint ({type(e).__name__}: {e})") from None
+        ckpt = entry["ckpt"]
         check_checkpoint(path, ckpt, roi_size, channel_keys)
-        try:
-            model_from_checkpoint(ckpt)
-        except Exception as e:
-            raise ValueError(f"{path}: weights do not fit model {ckpt['model_name']!r} with "
-                             f"{ckpt['in_chans']} channels ({type(e).__name__}: {str(e)[:300]})") from None
-        models.append(FoldModel(path, ckpt))
+        if "module" not in entry:
+            try:
+                entry["module"] = model_from_checkpoint(ckpt)
+            except Exception as e:
+                raise ValueError(f"{path}: weights do not fit model {ckpt['model_name']!r} with "
+                                 f"{ckpt['in_chans']} channels ({type(e).__name__}: {str(e)[:300]})") from None
+        models.append(FoldModel(path, ckpt, entry["module"]))
     names = {m.ckpt["model_name"] for m in models}
     log.info("%d fold model(s) from %s: %s, %d channels", len(models), classifier_dir,
              "/".join(sorted(names)), len(models[0].layout))
@@ -152,7 +180,8 @@ def model_probs(models: list[FoldModel], crops: np.ndarray, index: pd.DataFrame,
             chunk = study_ids[start:start + CHUNK_STUDIES]
             rows, present = layout.assemble(index, chunk, m.layout)
             stack = np.asarray(crops[rows.ravel()]).reshape(*rows.shape, *crops.shape[1:])
-            total[start:start + len(chunk)] += predict_probs(m.ckpt, stack, present, batch_size, device)
+            total[start:start + len(chunk)] += predict_probs(m.ckpt, stack, present, batch_size, device,
+                                                             model=m.module)
     return total / len(models)
 
 

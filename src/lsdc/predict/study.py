@@ -148,21 +148,40 @@ def slot_keys(params: Params) -> set[str]:
     return {Channel(s.plane, s.level, side_key(s.side), s.offset).key for s in study_slots(params.rois)}
 
 
+# (folder, settings) -> (detectors, {plane: (size, mtime_ns) of the weights loaded}): the
+# detectors of one call are reused by the next in this process (a rewritten file is reloaded)
+_DETECTORS: dict[tuple, tuple[YoloDetectors, dict[str, tuple[int, int]]]] = {}
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    st = path.stat()
+    return st.st_size, st.st_mtime_ns
+
+
 def yolo_detectors(models_dir: Path, params: Params, planes: set[str]) -> Detectors:
-    """The trained detectors of the planes present, loaded now so a bad file fails here."""
-    yolo = YoloDetectors(models_dir / DETECTORS_SUBDIR, params.detect, params.rois.batch,
-                         params.runtime.detect_device)
+    """The trained detectors of the planes present, loaded now so a bad file fails here;
+    kept for the next call in this process with the same folder and settings."""
+    folder = models_dir / DETECTORS_SUBDIR
+    key = (str(folder.resolve()), params.detect, params.rois.batch, params.runtime.detect_device)
+    yolo, stamps = _DETECTORS.get(key, (None, {}))
     for plane in sorted(planes):
-        path = yolo.weights(plane)
+        path = folder / f"{plane}.pt"
         if not path.exists():
             raise StudyInputError(f"{path}: detector weights not found (train them, or point --models-dir "
                                   "at a folder with detectors/ and classifier/)")
+        if yolo is None or (plane in stamps and stamps[plane] != _stamp(path)):  # rewritten since
+            yolo, stamps = YoloDetectors(folder, params.detect, params.rois.batch,
+                                         params.runtime.detect_device), {}
+    for plane in sorted(planes):
+        path = yolo.weights(plane)
         try:
             yolo.model(plane)
         except ValueError as e:
             raise StudyInputError(str(e)) from None
         except Exception as e:  # ultralytics raises many types on a foreign file
             raise StudyInputError(f"{path}: not a loadable detector ({type(e).__name__}: {e})") from None
+        stamps[plane] = _stamp(path)
+    _DETECTORS[key] = (yolo, stamps)
     return yolo
 
 
@@ -187,7 +206,9 @@ def run_study(study_dir: Path, params: Params, models_dir: Path = paths.MODELS_D
     if detectors is None:
         detectors = yolo_detectors(Path(models_dir), params, {t.plane for t in usable})
     task = StudyImages(study_id or 0, "test", tuple(SeriesRef(t.series_id, t.plane, t.files) for t in usable))
-    result = extract_study(task, str(study_dir), detectors, params)
+    # the core: decode (once: the overlay below draws the same decoded slices) -> probabilities
+    loaded = load_planes(task, str(study_dir))
+    result = extract_study(task, str(study_dir), detectors, params, loaded=loaded)
     index = rows_frame(result.rows, 0)
     device = str(resolve_device(params.runtime.predict_device))
     probs, ev = ensemble.study_probs(models, result.crops, index, [task.study_id], prior, device,
@@ -196,10 +217,9 @@ def run_study(study_dir: Path, params: Params, models_dir: Path = paths.MODELS_D
     name = study_dir.resolve().name
     out_dir = Path(out_dir)
     png = out_dir / f"{name}.png"
-    loaded, _ = load_planes(task, str(study_dir))
     crop_mm = {p: float(getattr(params.rois.crop_mm, p)) for p in schema.PLANES}
     title = f"study {name}: predicted grades" + "".join(f"\n{n}: its grades come from the prior" for n in result.notes)
-    overlay.draw(loaded, index, probs, ev, crop_mm, png, title)
+    overlay.draw(loaded[0], index, probs, ev, crop_mm, png, title)
     report = build_report(study_dir, study_id, typed, result.notes, index, models, prior, probs, ev, png,
                           skipped=result.skipped)
     json_path = out_dir / f"{name}.json"

@@ -420,10 +420,12 @@ def crop_rows(task: StudyImages, loaded, locs: dict[Key, Loc], p: Params) -> tup
     return crops, rows
 
 
-def extract_study(task: StudyImages, root: str, detectors: Detectors, p: Params) -> ExtractedRois:
-    """Every crop of one study (see module doc)."""
+def extract_study(task: StudyImages, root: str, detectors: Detectors, p: Params,
+                  loaded: tuple[dict[str, list[Series]], list[dict]] | None = None) -> ExtractedRois:
+    """Every crop of one study (see module doc). ``loaded``: load_planes(task, root) when
+    the caller has decoded the study already (predict-study reuses it for its overlay)."""
     policy = select.check_policy(p.rois.selection)
-    loaded, skipped = load_planes(task, root)
+    loaded, skipped = load_planes(task, root) if loaded is None else loaded
     locs: dict[Key, Loc] = {}
     warnings: list[str] = []
     _sagittal(loaded, detectors, p, policy, locs, warnings)

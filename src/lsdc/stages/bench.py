@@ -23,8 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rois-studies", type=int, default=3, help="studies of the notebook comparison")
     parser.add_argument("--store-studies", type=int, default=30,
                         help="studies in the ROI store used for training (and the small classifier)")
-    parser.add_argument("--detect-epochs", type=int, default=2,
-                        help="epochs of the small detectors trained when the pipeline has none")
+    parser.add_argument("--detect-epochs", type=int, default=None,
+                        help="override detect.train.epochs of the detectors trained when the pipeline has "
+                             "none (default: the default run's settings; fewer epochs find nothing)")
     parser.add_argument("--bench-models", action="store_true",
                         help="ignore models/ and use (train) the small bench models")
     parser.add_argument("--no-profile", action="store_true", help="skip the cProfile of missed targets")
@@ -32,9 +33,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(params: Params, args: argparse.Namespace) -> int:
     results = run(params, args)
-    out = report.write(results, args.out)
-    print(report.table(results))
+    merged = report.merge(report.read(args.out), results)
+    out = report.write(merged, args.out)
+    print(report.table({k: v for k, v in merged.items() if k not in report.SECTIONS or k in results}))
     print(f"\n{results['setup']['studies']} synthetic studies, detectors: {results['setup']['detectors_source']}; "
           f"machine: {results['machine']['cpus']} CPUs, {results['machine']['memory_gib']} GiB, "
-          f"GPU {results['machine']['gpu'] or 'none'}; {results['seconds']:.0f} s in all -> {out}")
+          f"GPU {results['machine']['gpu'] or 'none'}; {results['seconds']:.0f} s in all -> {out} "
+          "(`lsdc report` puts its table into README.md)")
     return 0
