@@ -17,7 +17,7 @@ from lsdc import schema
 from lsdc.ingest.build import build_index
 from lsdc.rois import extract as stage
 from lsdc.rois.slots import study_slots
-from rois_fixtures import BlobDetectors, make_root
+from rois_fixtures import BlobDetectors, make_root, sagittal_slices
 
 STUDIES = [
     dict(split="train", study=101, x0=1.5),
@@ -180,3 +180,45 @@ def test_bad_selection_and_missing_index_fail_clearly(dataset, tmp_path):
         _run(base, root, "bad", selection="random")
     with pytest.raises(FileNotFoundError, match="studies.parquet"):
         _run(base, root, "noindex", index_dir=tmp_path)
+
+
+class CountingDetectors:
+    """BlobDetectors that count the slices each plane's detector is shown."""
+
+    def __init__(self, inner):
+        self.inner, self.seen = inner, {p: 0 for p in schema.PLANES}
+
+    def points(self, plane, images, spacings, sides=None, midlines=None):
+        self.seen[plane] += len(images)
+        return self.inner.points(plane, images, spacings, sides=sides, midlines=midlines)
+
+
+def test_the_detector_sees_only_the_slices_that_can_matter(dataset, result):
+    """Canal slices near the middle, foramen slices to the sides, each level's axial slice
+    (neighbours only where a side is missed): fewer detector images, the same crops."""
+    base, root, _ = dataset
+    p = _params(root)
+    counting = CountingDetectors(BlobDetectors(p.detect))
+    _, index, crops, _ = _run(base, root, "counted", detectors=counting)
+    inst = pd.read_parquet(base / "index" / "instances.parquet")
+    slices = inst.merge(pd.read_parquet(base / "index" / "series.parquet")[["series_id", "plane"]], on="series_id")
+    per_plane = slices.groupby("plane").size().to_dict()
+    assert counting.seen["sag_t2"] < 0.75 * per_plane["sag_t2"]
+    assert counting.seen["sag_t1"] < 0.9 * per_plane["sag_t1"]
+    assert counting.seen["ax_t2"] <= 0.5 * per_plane["ax_t2"]
+    _, full_index, _, _ = result
+    # the same crops are placed from detections as when the detector saw every slice
+    assert (index["source"] == full_index["source"]).mean() >= 0.95
+
+
+def test_lateral_window_keeps_slices_by_patient_distance():
+    from lsdc.rois.geometry import lateral_x
+    from lsdc.rois.series import Series
+    from lsdc.rois.study import _lateral_window
+
+    geoms = sagittal_slices("sag_t1", 0.0, n=13, step=4.0)  # patient x -24 .. 24 mm
+    series = Series(1, "sag_t1", [np.zeros((8, 8), np.uint8)] * 13, geoms, list(range(1, 14)), [(1.0, 1.0)] * 13)
+    keep = _lateral_window(series, 0.0, 6.0, 20.0)
+    xs = [lateral_x(geoms[i]) for i in keep]
+    assert keep and all(6.0 <= abs(x) <= 20.0 for x in xs) and len(keep) == 8
+    assert _lateral_window(series, float("nan"), 0.0, 10.0) is None  # no centre: every slice

@@ -161,6 +161,8 @@ class Rois:
     crop_mm: CropMm = field(default_factory=CropMm)
     selection: str = "anatomy"
     batch: int = 32
+    canal_window_mm: float = 12.0
+    foramen_window_mm: tuple[float, float] = (6.0, 40.0)
     neighbour_slices: int = 2
     axial_max_mm: float = 8.0
     level_spacing_mm: float = 32.0

@@ -123,10 +123,31 @@ def _place(s: Series, index: int, point: np.ndarray | None) -> tuple[float, floa
     return (x, y) if np.isfinite(x) and np.isfinite(y) else None
 
 
-def _detect(detectors: Detectors, s: Series | None, plane: str, sides=None) -> pd.DataFrame:
+def _detect(detectors: Detectors, s: Series | None, plane: str, sides=None,
+            only: list[int] | None = None) -> pd.DataFrame:
+    """Detections on the slices `only` (default: every slice), numbered as in the series."""
     if s is None:
         return empty_points()
-    return detectors.points(plane, s.images, s.spacings, sides=sides)
+    idx = list(range(len(s))) if only is None else list(only)
+    if not idx:
+        return empty_points()
+    det = detectors.points(plane, [s.images[i] for i in idx], [s.spacings[i] for i in idx],
+                           sides=[sides[i] for i in idx] if sides is not None else None)
+    if only is not None and len(det):
+        det = det.assign(image=[idx[int(i)] for i in det["image"]])
+    return det
+
+
+def _lateral_window(s: Series, centre_x: float, lo_mm: float, hi_mm: float) -> list[int] | None:
+    """Slices whose patient-x distance from centre_x lies in [lo_mm, hi_mm]: the only ones
+    the detector needs to see (the canal near the middle, the foramina to the sides).
+    None (every slice) when geometry is missing or the window would be empty."""
+    xs = np.array([geometry.lateral_x(g) for g in s.geoms])
+    if not np.isfinite(centre_x) or not np.isfinite(xs).all():
+        return None
+    dist = np.abs(xs - centre_x)
+    keep = [i for i in range(len(s)) if lo_mm <= dist[i] <= hi_mm]
+    return keep or None
 
 
 # ----------------------------------------------------------------------------- sagittal
@@ -159,7 +180,10 @@ def _sagittal(loaded, detectors, p: Params, policy: str, locs: dict[Key, Loc],
     t2_index = None
     ref_t2: dict[str, np.ndarray] = {}
     if t2 is not None:
-        det = _detect(detectors, t2, "sag_t2")
+        xs = np.array([geometry.lateral_x(g) for g in t2.geoms])
+        centre = float(np.median(xs)) if np.isfinite(xs).all() else float("nan")
+        window = _lateral_window(t2, centre, 0.0, p.rois.canal_window_mm) if policy == "anatomy" else None
+        det = _detect(detectors, t2, "sag_t2", only=window)
         if policy == "anatomy":
             ref_t2 = select.level_reference(det, t2)
             det = select.relabel_by_reference(det, t2, ref_t2, "the anchored sag_t2 slices")
@@ -170,7 +194,8 @@ def _sagittal(loaded, detectors, p: Params, policy: str, locs: dict[Key, Loc],
         mid = select.midline_x(t2, t2_index, t1)
         sides = select.slice_sides(t1, mid)
         if policy == "anatomy":
-            det = _detect(detectors, t1, "sag_t1", sides=sides)
+            lo, hi = p.rois.foramen_window_mm
+            det = _detect(detectors, t1, "sag_t1", sides=sides, only=_lateral_window(t1, mid, lo, hi))
             if len(ref_t2) >= 2 and geometry.same_frame(t1.frame_of_reference, t2.frame_of_reference):
                 det = select.relabel_by_reference(det, t1, ref_t2, "the sag_t2 levels", only_doubtful=False)
             else:
@@ -311,19 +336,23 @@ def _axial(loaded, detectors: Detectors, p: Params, policy: str, locs: dict[Key,
         xy = _place(ax[s], i, ref.get(lv))
         rows, cols = ax[s].images[i].shape
         canal[lv] = xy if xy is not None else ((cols - 1) / 2, (rows - 1) / 2)
-    needed: dict[tuple[int, int], float] = {}
-    for lv, (s, i) in chosen.items():
-        span = max(k, *(abs(o) for o in _offsets(p, "ax_t2")))
-        for o in range(-span, span + 1):
+    # the detector sees each level's chosen slice; its neighbours only where a side was
+    # missed there (they serve the imputation from nearby detections, nothing else)
+    first = {(s, i): canal[lv][0] for lv, (s, i) in chosen.items()}
+    det = _detect_axial(detectors, ax, first)
+    missed = [lv for lv, (s, i) in chosen.items()
+              if any(_hit(det[det["series"] == s] if len(det) else det, i, side=sd, image_col="slice") is None
+                     for sd in SIDES)]
+    more: dict[tuple[int, int], float] = {}
+    for lv in missed:
+        s, i = chosen[lv]
+        for o in range(-k, k + 1):
             j = geometry.neighbour(i, o, ax[s].blocks, ax[s].keys)
-            needed.setdefault((s, j), canal[lv][0])
-    slices = sorted(needed)
-    det = detectors.points("ax_t2", [ax[s].images[j] for s, j in slices],
-                           [ax[s].spacings[j] for s, j in slices],
-                           midlines=[needed[sj] for sj in slices])
-    det = det.assign(series=[slices[int(i)][0] for i in det["image"]],
-                     slice=[slices[int(i)][1] for i in det["image"]]) if len(det) else det.assign(series=[], slice=[])
-    det = _sides_by_orientation(det, ax)
+            if (s, j) not in first:
+                more.setdefault((s, j), canal[lv][0])
+    if more:
+        det = pd.concat([d for d in (det, _detect_axial(detectors, ax, more)) if len(d)] or [det],
+                        ignore_index=True)
     for lv, (s, i) in chosen.items():
         own = det[det["series"] == s] if len(det) else det
         for sd in SIDES:
@@ -331,6 +360,16 @@ def _axial(loaded, detectors: Detectors, p: Params, policy: str, locs: dict[Key,
             if hit is not None:
                 locs[("ax_t2", lv, sd)] = Loc(s, i, float(hit["x"]), float(hit["y"]), float(hit["conf"]))
     _impute_axial(ax, chosen, canal, det, p, locs)
+
+
+def _detect_axial(detectors: Detectors, ax: list[Series], slices: dict[tuple[int, int], float]) -> pd.DataFrame:
+    """Detections on the given (series, slice) -> canal column, sides by orientation."""
+    keys = sorted(slices)
+    det = detectors.points("ax_t2", [ax[s].images[j] for s, j in keys], [ax[s].spacings[j] for s, j in keys],
+                           midlines=[slices[sj] for sj in keys])
+    det = det.assign(series=[keys[int(i)][0] for i in det["image"]],
+                     slice=[keys[int(i)][1] for i in det["image"]]) if len(det) else det.assign(series=[], slice=[])
+    return _sides_by_orientation(det, ax)
 
 
 def _sides_by_orientation(det: pd.DataFrame, ax: list[Series]) -> pd.DataFrame:
