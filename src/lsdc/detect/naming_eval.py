@@ -328,13 +328,19 @@ def measure(p: Params, scratch: Path, source: BoxSource | None = None, workers: 
             device: str = "cpu", models_dir: Path | None = None) -> dict:
     """Build the stress set under `scratch` and measure (a), (b) and the sides (module doc).
     `source`: boxes of the exported slices; default the trained detectors in `models_dir`."""
-    from lsdc.detect.export import export_plane
-
     if source is None:
         if models_dir is None:
             raise ValueError("measure: give a box source or the folder of the trained detectors")
         source = YoloBoxes(models_dir, p.detect, device)
     ps, index_dir, folds = build_stress_set(p, scratch, workers)
+    return measure_set(p, ps, index_dir, folds, scratch / "yolo", source)
+
+
+def measure_set(p: Params, ps: Params, index_dir: Path, folds: Path, yolo_root: Path, source: BoxSource) -> dict:
+    """The measurements on a built stress set (build_stress_set: `ps` its params, with
+    data.root); the slices are exported under `yolo_root`/<plane>."""
+    from lsdc.detect.export import export_plane
+
     tables = index.read(index_dir, ("coords", "instances"),
                         extra={"coords": ("in_image", "near_origin", "pixel_spacing_row", "pixel_spacing_col", "rows", "cols"),
                                "instances": index.GEOMETRY_COLUMNS})
@@ -344,7 +350,7 @@ def measure(p: Params, scratch: Path, source: BoxSource | None = None, workers: 
     bends = series_bends(coords)
     detected, sides = {}, {}
     for plane in schema.PLANES:
-        out = scratch / "yolo" / plane
+        out = yolo_root / plane
         counts = export_plane(plane, ps, index_dir, folds, out)
         log.info("%s: %d stress slices exported", plane, counts["images"]["val"])
         if plane in SAGITTAL:
