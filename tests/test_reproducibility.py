@@ -19,15 +19,17 @@ PLANES = ("sag_t1", "sag_t2", "ax_t2")
 TRAINED = {f"train_detector@{p}" for p in PLANES}
 EVALUATED = {f"evaluate_detector@{p}" for p in PLANES}
 AFTER_DETECTORS = {"extract_rois", "train_classifier", "evaluate", "predict"}
+NAMING = {"evaluate_naming"}  # the stress-set table: reads the detectors and detect.infer/anatomy/evaluate
 
 # params.yaml edit -> the stages DVC must re-run (that stage and its descendants, nothing else)
 CHANGES = {
     "synth": ("synth.reader_noise", 0.3, None),  # None = every stage
     "eda": ("eda.max_scatter_points", 12345, {"eda"}),
-    "detect": ("detect.train.epochs", 2, TRAINED | EVALUATED | AFTER_DETECTORS),
+    "detect": ("detect.train.epochs", 2, TRAINED | EVALUATED | AFTER_DETECTORS | NAMING),
     # an inference threshold re-measures the detectors and re-crops, but never retrains them
-    "infer": ("detect.infer.conf", 0.1, EVALUATED | AFTER_DETECTORS),
-    "evaluate_detector": ("detect.evaluate.within_mm", 4.0, EVALUATED),
+    "infer": ("detect.infer.conf", 0.1, EVALUATED | AFTER_DETECTORS | NAMING),
+    "evaluate_detector": ("detect.evaluate.within_mm", 4.0, EVALUATED | NAMING),
+    "naming": ("naming.studies", 2, NAMING),
     "rois": ("rois.crop_mm.sag_t2", 44.0, AFTER_DETECTORS),
     "train": ("train.lr", 0.002, {"train_classifier", "evaluate", "predict"}),
     # speed-only settings re-run nothing

@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, tuple[str, ...], str]] = {
     "yolo-export": ("lsdc.stages.yolo_export", ("data", "detect"), "export one plane's YOLO dataset"),
     "train-detector": ("lsdc.stages.train_detector", ("detect",), "train one plane's YOLO detector"),
     "evaluate-detector": ("lsdc.stages.evaluate_detector", ("detect",), "measure one plane's detector (mAP, localisation in mm)"),
+    "evaluate-naming": ("lsdc.stages.evaluate_naming", ("synth", "detect", "naming"), "level naming and sides on a generated stress set (issue 12 table)"),
     "extract-rois": ("lsdc.stages.extract_rois", ("data", "detect", "rois"), "crop every level and side of every study"),
     "train-classifier": ("lsdc.stages.train_classifier", ("model", "train"), "cross-validated timm classifier"),
     "evaluate": ("lsdc.stages.evaluate", ("evaluate",), "competition metric and plots on out-of-fold predictions"),

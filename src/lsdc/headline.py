@@ -29,6 +29,8 @@ HEADLINE: dict[str, tuple[str, ...]] = {
     "ingest": ("studies.train", "studies.test", "quarantine.total"),
     "eda": ("studies", "studies_with_missing_label", "any_severe_spinal_prevalence"),
     "detectors": ("mAP50", "loc_right_within", "loc_median_mm"),
+    "naming": ("alone.min_bin_right", "detected.min_bin_right", "silent_shifts",
+               "sides.mirrored_row.side_right"),
     "rois": ("studies.total", "crops.detected_share", "distance_mm.within_5mm", "distance_mm.median"),
     "classifier": ("oof_score.total",),
     "cv": ("score.total", "score.spinal", "score.foraminal", "score.subarticular",

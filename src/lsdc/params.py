@@ -141,6 +141,12 @@ class Detect:
 
 
 @dataclass(frozen=True)
+class Naming:
+    studies: int = 30
+    seed: int = 11
+
+
+@dataclass(frozen=True)
 class PlaneInts:
     sag_t1: int = 3
     sag_t2: int = 3
@@ -230,6 +236,7 @@ class Params:
     eda: Eda = field(default_factory=Eda)
     cv: CV = field(default_factory=CV)
     detect: Detect = field(default_factory=Detect)
+    naming: Naming = field(default_factory=Naming)
     rois: Rois = field(default_factory=Rois)
     model: Model = field(default_factory=Model)
     train: Train = field(default_factory=Train)

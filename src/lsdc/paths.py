@@ -32,6 +32,7 @@ INGEST_METRICS = METRICS_DIR / "ingest.json"
 EDA_METRICS = METRICS_DIR / "eda.json"
 DETECTOR_METRICS_DIR = METRICS_DIR / "detectors"  # <plane>.json, <plane>_results.csv
 ROIS_METRICS = METRICS_DIR / "rois.json"
+NAMING_METRICS = METRICS_DIR / "naming.json"     # level naming and sides on the stress set (evaluate_naming)
 CLASSIFIER_METRICS = METRICS_DIR / "classifier.json"
 CLASSIFIER_CURVES_DIR = METRICS_DIR / "classifier"  # fold_<k>.csv
 CV_METRICS = METRICS_DIR / "cv.json"
@@ -49,5 +50,6 @@ PREDICT_STUDY_DIR = REPORTS_DIR / "predict-study"
 # scratch (untracked)
 ULTRALYTICS_DIR = Path(".cache/ultralytics")     # ultralytics settings and run folders
 BENCH_DIR = Path("scratch/bench")
+NAMING_SCRATCH = Path(".cache/naming")           # evaluate_naming's generated stress set (rebuilt every run)
 PROFILES_DIR = Path("profiles")
 README = Path("README.md")

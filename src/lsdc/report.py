@@ -1,10 +1,13 @@
 """`lsdc report`: the README's figures, generated from the files that hold them.
 
-Three blocks of README.md sit between marker comments and are rewritten from files in
+Four blocks of README.md sit between marker comments and are rewritten from files in
 git, never typed by hand:
 
   results      "Results on the built-in data": metrics/*.json of the last default run
                (headline files merged with their details, lsdc.headline)
+  naming       the level-naming and side table on the stress set (metrics/naming.json,
+               `lsdc evaluate-naming`) beside the issue's other targets (detectors'
+               points right within 5 mm, ROI crop centres within 5 mm)
   runtime      per-stage times of that run and their sum: metrics/runtime.json
   performance  the benchmark table: metrics/bench.json (`lsdc bench`)
 
@@ -41,7 +44,7 @@ DVC_YAML = Path("dvc.yaml")
 PARAMS_YAML = Path("params.yaml")
 RUNTIME_FILE = paths.RUNTIME_FILE
 BENCH_FILE = paths.BENCH_METRICS
-BLOCKS = ("results", "phantom", "runtime", "performance")
+BLOCKS = ("results", "phantom", "naming", "runtime", "performance")
 PLANES = ("sag_t1", "sag_t2", "ax_t2")
 
 
@@ -125,6 +128,82 @@ def phantom_block(metrics_dir: Path = paths.METRICS_DIR) -> str:
     return "\n".join(lines)
 
 
+NAMING_TARGET, POINT_TARGET = 0.99, 0.97  # issue 12: (a) per bin; detectors and ROI crop centres
+
+
+def _cell(c: Mapping[str, Any] | None, key: str = "share") -> str:
+    if not c or not c.get("n"):
+        return "–"
+    return f"{_pct(c.get(key), 1)} ({c['n']})"
+
+
+def _mark(x: float | None, target: float, higher: bool = True) -> str:
+    if x is None:
+        return "n/a"
+    return "meets" if (x >= target if higher else x <= target) else "**misses**"
+
+
+def naming_block(metrics_dir: Path = paths.METRICS_DIR) -> str:
+    """Issue 12's table: level naming by bend / field-of-view bin on the stress set, (a) with
+    boxes at the true points and (b) with the trained detectors, silent shifts, axial sides
+    on mirrored series; then the detectors' and the ROI store's within-5-mm figures of the
+    default run. Says "not measured yet" where metrics/naming.json is absent."""
+    lines: list[str] = []
+    naming = _load(metrics_dir, "naming.json")
+    if not naming:
+        lines.append("Not measured yet: `dvc repro evaluate_naming` (or `lsdc evaluate-naming`) writes "
+                     "`metrics/naming.json` from the trained detectors.")
+    else:
+        alone = naming["alone"]["scenarios"]["true"]
+        det = naming["detected"]
+        planes = [p for p in ("sag_t2", "sag_t1") if p in det]
+        within = naming.get("within_mm", 5.0)
+        lines += [f"{naming['studies']} generated `stress` studies (`naming` params; bends up to the real p99, "
+                  "fields of view 220-400 mm, mirrored series, edge studies). Share named all right, "
+                  "(number of series / slices); target (a) ≥ 99 % in every bin, 0 silent shifts.\n",
+                  "| bin | (a) naming step alone, boxes at the true points (series) | "
+                  + " | ".join(f"(b) {p} detector: every level right, within {within:g} mm (slices)" for p in planes)
+                  + " |",
+                  "|---|---" + "|---" * len(planes) + "|"]
+        for kind, title in (("bend", "bend"), ("fov", "field of view, mm")):
+            for label in alone[kind]:
+                cells = [_cell(alone[kind][label], "right")] + [_cell(det[p][kind].get(label)) for p in planes]
+                lines.append(f"| {title} {label} | " + " | ".join(cells) + " |")
+        lines.append("| **all** | " + " | ".join([_cell(alone["all"], "right")]
+                                               + [_cell(det[p]["all"]) for p in planes]) + " |")
+        a_min, b_min = naming["alone"].get("min_bin_right"), det.get("min_bin_right")
+        silent = naming.get("silent_shifts")
+        scen = naming["alone"]["scenarios"]
+        lines += ["",
+                  f"- lowest bin: (a) {_pct(a_min, 1)} ({_mark(a_min, NAMING_TARGET)} 99 %), "
+                  f"(b) {_pct(b_min, 1)}",
+                  f"- silent level shifts (a wrong level without a doubt flag): **{silent}** "
+                  f"({_mark(silent, 0, higher=False)} 0); (a) over its scenarios "
+                  + ", ".join(f"{sc} {v['all']['silent']} (doubt {_pct(v['all'].get('doubt'))})"
+                              for sc, v in scen.items())
+                  + "; (b) " + ", ".join(f"{p} {det[p]['silent']}" for p in planes)]
+        sides = naming.get("sides", {})
+        if sides:
+            lines.append("- axial sides from ImageOrientationPatient, subarticular points whose nearest detection "
+                         "names the right side: " + ", ".join(
+                             f"{k.replace('_', ' ')} {_pct(v.get('side_right'), 1)} ({v.get('found')} points, "
+                             f"{v.get('series')} series)" for k, v in sides.items()))
+    dets = {p: _load(metrics_dir, f"detectors/{p}.json") for p in PLANES}
+    rois = _load(metrics_dir, "rois.json")
+    other = []
+    if any(dets.values()):
+        other.append("detectors, default run, validation fold, points right and within 5 mm: " + ", ".join(
+            f"{p} {_pct(d.get('loc_right_within'), 1)} ({_mark(d.get('loc_right_within'), POINT_TARGET)} 97 %)"
+            for p, d in dets.items() if d))
+    if rois:
+        w = rois.get("distance_mm", {}).get("within_5mm")
+        other.append(f"ROI store, default run: annotated points within 5 mm of the crop centre {_pct(w, 1)} "
+                     f"({_mark(w, POINT_TARGET)} 97 %)")
+    if other:
+        lines += ["", *(f"- {o}" for o in other)]
+    return "\n".join(lines)
+
+
 def runtime_block(runtime: Mapping[str, Any] | None) -> str:
     """The stage-time table of the recorded run, or a line saying none is recorded."""
     if not runtime or not runtime.get("stages"):
@@ -170,6 +249,7 @@ def blocks(metrics_dir: Path = paths.METRICS_DIR, runtime_file: Path = RUNTIME_F
         return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
     return {"results": results_block(metrics_dir), "phantom": phantom_block(metrics_dir),
+            "naming": naming_block(metrics_dir),
             "runtime": runtime_block(read(runtime_file)),
             "performance": performance_block(read(bench_file))}
 

@@ -28,9 +28,10 @@ def _key(df: pd.DataFrame) -> pd.Series:
     return df["level"].fillna("").astype(str) + "|" + df["side"].fillna("").astype(str)
 
 
-def evaluate_points(gt: pd.DataFrame, pred: pd.DataFrame, within_mm: float = 5.0) -> dict:
-    """gt: stem, level, side, x, y, pixel_spacing_row, pixel_spacing_col (one row per point);
-    pred: stem, level, side, x, y (px of the same original slice)."""
+def match_points(gt: pd.DataFrame, pred: pd.DataFrame, within_mm: float = 5.0) -> pd.DataFrame:
+    """gt with, per point: dist_mm (to the nearest prediction of the same level/side on its
+    slice; NaN when none), right (dist_mm <= within_mm), missing (no such prediction) and
+    wrong_class (only a prediction of another level/side lies within within_mm)."""
     gt = gt.assign(key=_key(gt)).reset_index(drop=True)
     pred = pred.assign(key=_key(pred)).reset_index(drop=True)
     pred_by_stem = dict(tuple(pred.groupby("stem"))) if len(pred) else {}
@@ -47,9 +48,17 @@ def evaluate_points(gt: pd.DataFrame, pred: pd.DataFrame, within_mm: float = 5.0
             dist[i] = d[same].min()
         if not (same & (d <= within_mm)).any() and (~same & (d <= within_mm)).any():
             wrong[i] = True
-    right = dist <= within_mm
-    found = ~np.isnan(dist)
-    gt["missing"] = ~found
+    return gt.assign(dist_mm=dist, right=dist <= within_mm, missing=np.isnan(dist), wrong_class=wrong)
+
+
+def evaluate_points(gt: pd.DataFrame, pred: pd.DataFrame, within_mm: float = 5.0) -> dict:
+    """gt: stem, level, side, x, y, pixel_spacing_row, pixel_spacing_col (one row per point);
+    pred: stem, level, side, x, y (px of the same original slice)."""
+    gt = match_points(gt, pred, within_mm)
+    pred = pred.assign(key=_key(pred)).reset_index(drop=True)
+    pred_by_stem = dict(tuple(pred.groupby("stem"))) if len(pred) else {}
+    dist, right, wrong = gt["dist_mm"].to_numpy(), gt["right"].to_numpy(), gt["wrong_class"].to_numpy()
+    found = ~gt["missing"].to_numpy()
     dup = 0
     spacing = gt.groupby("stem")[["pixel_spacing_row", "pixel_spacing_col"]].first()
     for stem, p in pred_by_stem.items():
@@ -60,7 +69,6 @@ def evaluate_points(gt: pd.DataFrame, pred: pd.DataFrame, within_mm: float = 5.0
         d = np.hypot(*(xy[:, None, :] - xy[None, :, :]).transpose(2, 0, 1))
         other = p["key"].to_numpy()[:, None] != p["key"].to_numpy()[None, :]
         dup += bool((other & (d < within_mm)).any())
-    gt["right"] = right
     n_slices = gt["stem"].nunique()
     return {
         "loc_points": int(len(gt)),
@@ -77,9 +85,9 @@ def evaluate_points(gt: pd.DataFrame, pred: pd.DataFrame, within_mm: float = 5.0
     }
 
 
-def predict_export(model, yolo_dir: Path, images: pd.DataFrame, plane: str, cfg: Detect,
-                   device: str = "cpu") -> pd.DataFrame:
-    """Predicted points on exported slices (PNG at export size), in original-slice px."""
+def read_export(yolo_dir: Path, images: pd.DataFrame) -> tuple[list[np.ndarray], list[tuple[float, float]], np.ndarray]:
+    """The exported slices (PNG at export size) of `images`, their pixel spacing at that
+    size (row, col mm) and their export scale (export px per original px)."""
     arrays, spacings, scales = [], [], []
     for r in images.itertuples():
         path = yolo_dir / "images" / r.split / f"{r.stem}.png"
@@ -90,12 +98,25 @@ def predict_export(model, yolo_dir: Path, images: pd.DataFrame, plane: str, cfg:
         arrays.append(img)
         spacings.append((r.pixel_spacing_row / s, r.pixel_spacing_col / s))
         scales.append(s)
-    sides = list(images["slice_side"]) if plane == "sag_t1" else None
-    pts = infer.predict_points(model, arrays, spacings, plane, cfg, sides=sides, device=device)
+    return arrays, spacings, np.asarray(scales, float)
+
+
+def to_original(pts: pd.DataFrame, images: pd.DataFrame, scales: np.ndarray) -> pd.DataFrame:
+    """Points of infer.points_table on exported slices -> original-slice px, with their stem."""
+    pts = pts.copy()
     scale = np.asarray(scales)[pts["image"].to_numpy(int)] if len(pts) else np.zeros(0)
     pts["x"], pts["y"] = pts["x"] / scale, pts["y"] / scale
     pts["stem"] = images["stem"].to_numpy()[pts["image"].to_numpy(int)] if len(pts) else []
     return pts
+
+
+def predict_export(model, yolo_dir: Path, images: pd.DataFrame, plane: str, cfg: Detect,
+                   device: str = "cpu") -> pd.DataFrame:
+    """Predicted points on exported slices (PNG at export size), in original-slice px."""
+    arrays, spacings, scales = read_export(yolo_dir, images)
+    sides = list(images["slice_side"]) if plane == "sag_t1" else None
+    pts = infer.predict_points(model, arrays, spacings, plane, cfg, sides=sides, device=device)
+    return to_original(pts, images, scales)
 
 
 # ultralytics' fitness: the weights of precision, recall, mAP50, mAP50-95 it picks best.pt by
