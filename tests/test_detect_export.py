@@ -74,3 +74,25 @@ def test_sagittal_points_completed_from_neighbouring_slices():
     assert list(zip(added["stem"], added["level"], added["x"])) == [
         ("a", "L3/L4", 3.0), ("b", "L1/L2", 1.0), ("b", "L2/L3", 2.0)]  # c is 3 slices away: untouched
     assert (added["instance_number"].to_numpy() == [5, 6, 6]).all()
+
+
+def test_sag_t1_slice_side_is_the_annotated_side_not_the_series_median_guess():
+    """Scoliosis moves the spine off the series centre: a slice right of the series' median
+    can still show the patient's left foramina. Its side is the side read on it."""
+    from lsdc.detect.export import build_tables
+
+    p = params_mod.load(PARAMS, {"detect.export.complete_slices": 0})
+    xs = [-20.0, -10.0, 0.0, 10.0, 20.0]  # slice centres along patient x (+ = left)
+    instances = pd.DataFrame({
+        "study_id": 1, "series_id": 11, "instance_number": range(1, 6), "path": [f"{i}.dcm" for i in range(1, 6)],
+        "spatial_rank": range(5), "ipp_x": xs, "cols": 100, "rows": 100, "pixel_spacing_col": 1.0,
+        "pixel_spacing_row": 1.0, "iop_rx": 0.0, "iop_cx": 0.0})
+    left, right = "Left Neural Foraminal Narrowing", "Right Neural Foraminal Narrowing"
+    coords = pd.DataFrame({
+        "study_id": 1, "series_id": 11, "instance_number": [2, 2, 4], "condition": [left, left, right],
+        "level": ["L4/L5", "L5/S1", "L4/L5"], "x": 50.0, "y": [40.0, 60.0, 40.0], "plane": "sag_t1",
+        "rows": 100, "cols": 100, "pixel_spacing_row": 1.0, "pixel_spacing_col": 1.0})
+    folds = pd.DataFrame({"study_id": [1], "fold": [0]})
+    images, _ = build_tables(coords, instances, folds, "sag_t1", p)
+    # instance 2 lies right of the median (x -10) but its reader annotated left foramina
+    assert images.set_index("instance_number")["slice_side"].to_dict() == {2: "left", 4: "right"}

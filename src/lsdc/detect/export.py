@@ -9,7 +9,8 @@ Writes data/interim/yolo/<plane>/:
   images/{train,val}/<stem>.png, labels/{train,val}/<stem>.txt
   dataset.yaml   ultralytics dataset; `path: .` = the yaml's own folder (train resolves it)
   images.parquet one row per image: stem, split, study/series/instance, rows, cols,
-                 pixel spacing, slice_side (sagittal: side of the midline the slice is on)
+                 pixel spacing, slice_side (sagittal: side of the midline the slice is on; sag_t1: the side
+                 annotated on it, else the side of the series' median slice)
   points.parquet one row per annotated point: stem, condition, level, side, x, y (px of
                  the original slice), class
   export.json    counts
@@ -131,6 +132,10 @@ def build_tables(
         pts = complete_points(pts, p.detect.export.complete_slices, same_level=plane == "ax_t2")
     pts["side"] = [lab.point_key(plane, c, lv)[1] for c, lv in zip(pts["condition"], pts["level"])]
     pts["class"] = [lab.class_of_point(plane, p.detect.export.classes, c, lv) for c, lv in zip(pts["condition"], pts["level"])]
+    if plane == "sag_t1":  # a foramen slice's side is the side its reader annotated, when it has one;
+        # the series-median guess is wrong where scoliosis moves the spine off the series centre
+        own = pts[~pts["completed"]].groupby("stem")["side"].agg(lambda s: s.mode().iat[0])
+        pts["slice_side"] = pts["stem"].map(own).fillna(pts["slice_side"])
     images = (
         pts.groupby("stem", sort=True)
         .agg(split=("split", "first"), study_id=("study_id", "first"), series_id=("series_id", "first"),
