@@ -162,6 +162,13 @@ def assign_levels(
     idx = _merge_close(mm, conf, list(range(len(mm))), lo / 2)
     merged = [i for i in range(len(mm)) if i not in idx]
     chain, steps = _chain(mm, conf, idx, h, rules)
+    # weak boxes at the bottom of the chain (a sacral line, soft tissue below L5/S1) are
+    # mostly not discs: the count starts at the lowest box about as confident as the discs
+    # above it. A faint true L5/S1 looks the same, so the count stays in doubt.
+    trimmed = 0
+    while not lowest_is_l5s1 and len(chain) > 2 and conf[chain[0]] < weak_ratio * float(np.median(conf[chain[1:]])):
+        chain, steps = chain[1:], steps[1:]
+        trimmed += 1
     off = [i for i in idx if i not in chain]
     if off:
         notes.append(f"{len(off)} box(es) off the disc chain")
@@ -169,6 +176,9 @@ def assign_levels(
     slots = 1 + sum(steps)
     gaps = sum(k - 1 for k in steps)
     doubt = False
+    if trimmed:
+        notes.append(f"{trimmed} weak box(es) below the lowest confident disc left out: L5/S1 may be faint")
+        doubt = True
     if gaps:
         notes.append(f"{gaps} missing level(s) between boxes")
         doubt = True

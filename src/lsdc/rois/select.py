@@ -65,6 +65,22 @@ def midline_index(det: pd.DataFrame, n: int) -> int:
     return _argmax_near_centre(smooth, (n - 1) / 2)
 
 
+def canal_slices(det: pd.DataFrame, mid_index: int, n: int, reach: int = 2) -> dict[str, int]:
+    """level -> sag_t2 slice: the one within `reach` slices of the mid-sagittal slice where
+    that level's canal is detected most confidently (scoliosis and rotation move the canal
+    across slices from level to level); the mid-sagittal slice where it is not detected."""
+    near = [i for i in range(mid_index - reach, mid_index + reach + 1) if 0 <= i < n]
+    out: dict[str, int] = {}
+    for level in schema.LEVELS:
+        rows = det[det["image"].isin(near) & (det["level"] == level)] if len(det) else det
+        if len(rows):  # ties and near-ties go to the slice nearest the midline
+            score = rows["conf"] - 0.01 * (rows["image"] - mid_index).abs()
+            out[level] = int(rows.loc[score.idxmax(), "image"])
+        else:
+            out[level] = mid_index
+    return out
+
+
 def midline_x(t2: Series | None, t2_index: int | None, t1: Series | None) -> float:
     """Patient x of the canal midline: the chosen sag_t2 slice, else the median sag_t1 slice."""
     if t2 is not None and t2_index is not None:
