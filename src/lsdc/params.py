@@ -81,7 +81,7 @@ class BoxMm:
 
 @dataclass(frozen=True)
 class DetectExport:
-    classes: str = "anatomy"
+    classes: str = "anchored"
     val_fold: int = 0
     imgsz: int = 256
     box_mm: BoxMm = field(default_factory=BoxMm)
@@ -121,6 +121,7 @@ class DetectAnatomy:
     max_turn_deg: float = 45.0
     max_ratio: float = 1.6
     max_tilt_deg: float = 70.0
+    anchor_conf: float = 0.25
     weak_ratio: float = 0.5
     side_sep_mm: tuple[float, float] = (6.0, 50.0)
 

@@ -136,6 +136,7 @@ def assign_levels(
     weak_ratio: float = 0.5,
     head: tuple[float, float] = (0.0, -1.0),
     lowest_is_l5s1: bool = False,
+    anchor_px: np.ndarray | None = None,
     levels: tuple[str, ...] = schema.LEVELS,
     max_offaxis_mm: float | None = None,
 ) -> Assignment:
@@ -146,6 +147,8 @@ def assign_levels(
     `weak_ratio`: an end box of the chain is 'weak' when its confidence is below this
     share of the median of the others. `lowest_is_l5s1`: the caller has evidence (e.g.
     another plane, a sacrum detection) that the chain's lowest box is L5/S1.
+    `anchor_px`: the centre (px) of a box the detector classed as L5/S1 itself: boxes below
+    it are left out and the count starts there (doubt if it does not start the chain).
     `max_offaxis_mm` is accepted for compatibility and unused (no global axis any more).
     Returns the chosen box per level; status 'ambiguous' whenever the count is not anchored.
     """
@@ -161,7 +164,20 @@ def assign_levels(
     notes: list[str] = []
     idx = _merge_close(mm, conf, list(range(len(mm))), lo / 2)
     merged = [i for i in range(len(mm)) if i not in idx]
-    chain, steps = _chain(mm, conf, idx, h, rules)
+    anchor = None
+    if anchor_px is not None:  # the surviving box at the anchor; nothing below it is lumbar
+        a_mm = _to_mm(np.asarray(anchor_px, float).reshape(1, 2), spacing)[0]
+        anchor = min(idx, key=lambda i: float(np.linalg.norm(mm[i] - a_mm)))
+        if float(np.linalg.norm(mm[anchor] - a_mm)) > lo / 2:
+            anchor = None
+    below = [i for i in idx if anchor is not None and float((mm[i] - mm[anchor]) @ h) < -lo / 2]
+    chain, steps = _chain(mm, conf, [i for i in idx if i not in below], h, rules)
+    if anchor is not None:
+        if chain and chain[0] == anchor:
+            lowest_is_l5s1 = True
+            notes.append("count anchored at the box classed L5/S1")
+        else:
+            notes.append("the box classed L5/S1 does not start the disc chain")
     # weak boxes at the bottom of the chain (a sacral line, soft tissue below L5/S1) are
     # mostly not discs: the count starts at the lowest box about as confident as the discs
     # above it. A faint true L5/S1 looks the same, so the count stays in doubt.
@@ -169,13 +185,15 @@ def assign_levels(
     while not lowest_is_l5s1 and len(chain) > 2 and conf[chain[0]] < weak_ratio * float(np.median(conf[chain[1:]])):
         chain, steps = chain[1:], steps[1:]
         trimmed += 1
-    off = [i for i in idx if i not in chain]
+    off = [i for i in idx if i not in chain and i not in below]
     if off:
         notes.append(f"{len(off)} box(es) off the disc chain")
     n_levels = len(levels)
     slots = 1 + sum(steps)
     gaps = sum(k - 1 for k in steps)
     doubt = False
+    if anchor is not None and not lowest_is_l5s1:
+        doubt = True
     if trimmed:
         notes.append(f"{trimmed} weak box(es) below the lowest confident disc left out: L5/S1 may be faint")
         doubt = True
@@ -219,7 +237,7 @@ def assign_levels(
         if conf[chain[0]] < weak_ratio * med or conf[chain[-1]] < weak_ratio * med:
             notes.append("a weak box at an end of the chain: the count may be off by one")
             doubt = True
-    if len(steps) >= 2 and start == 0:
+    if len(steps) >= 2 and start == 0 and not lowest_is_l5s1:
         per_step = [float(np.linalg.norm(mm[b] - mm[a])) / k for a, b, k in zip(chain, chain[1:], steps)]
         if per_step[0] < 0.6 * float(np.median(per_step[1:])):
             notes.append("lowest spacing short: possible box below L5/S1")
@@ -238,7 +256,7 @@ def assign_levels(
     missing = [lv for lv in levels if lv not in chosen]
     if missing:
         notes.append(f"missing {', '.join(missing)}")
-    rejected = tuple(merged + off + [i for i in chain if i not in chosen.values()])
+    rejected = tuple(merged + below + off + [i for i in chain if i not in chosen.values()])
     return Assignment(chosen, AMBIGUOUS if doubt else OK, tuple(dict.fromkeys(notes)), rejected)
 
 

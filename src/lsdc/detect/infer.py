@@ -58,7 +58,7 @@ def detect_boxes(model, images: Sequence[np.ndarray], cfg: Detect, batch: int = 
                  for im in images[start:start + batch]]
         results = model.predict(chunk, imgsz=cfg.export.imgsz, conf=cfg.infer.conf, iou=cfg.infer.iou,
                                 max_det=cfg.infer.max_det, device=device, verbose=False,
-                                agnostic_nms=cfg.export.classes == "anatomy")
+                                agnostic_nms=cfg.export.classes == "anatomy")  # 'anchored': both classes kept
         for r in results:
             b = r.boxes
             out.append(Boxes(b.xywh[:, :2].cpu().numpy().astype(float), b.conf.cpu().numpy().astype(float),
@@ -75,9 +75,14 @@ def assign(boxes: Boxes, plane: str, cfg: Detect, spacing: tuple[float, float],
         return anatomy.assign_sides(boxes.xy, boxes.conf, spacing, midline_x=midline_x,
                                     sep_mm=cfg.anatomy.side_sep_mm)
     a = cfg.anatomy
+    anchor = None
+    if cfg.export.classes == "anchored":  # the most confident L5/S1-class box, if confident enough
+        is_anchor = (boxes.cls == 1) & (boxes.conf >= a.anchor_conf)
+        if is_anchor.any():
+            anchor = boxes.xy[np.flatnonzero(is_anchor)[np.argmax(boxes.conf[is_anchor])]]
     return anatomy.assign_levels(boxes.xy, boxes.conf, spacing, spacing_mm=a.disc_spacing_mm,
                                  max_turn_deg=a.max_turn_deg, max_ratio=a.max_ratio,
-                                 max_tilt_deg=a.max_tilt_deg, weak_ratio=a.weak_ratio)
+                                 max_tilt_deg=a.max_tilt_deg, weak_ratio=a.weak_ratio, anchor_px=anchor)
 
 
 def points_table(all_boxes: Sequence[Boxes], plane: str, cfg: Detect,

@@ -3,6 +3,10 @@
 Class modes (params `detect.export.classes`):
 - 'anatomy': one structure class per plane (foramen on sag_t1, disc/canal on sag_t2,
   subarticular zone on ax_t2); levels and sides are assigned afterwards by `anatomy`.
+- 'anchored' (default): as 'anatomy', plus on the sagittal planes a second class for the
+  lowest lumbar structure (the L5/S1 disc / foramen, with the sacrum below it): the anchor
+  the level count starts from, since a one-class detector cannot tell L5/S1 from a
+  thoracic disc or a sacral line; the other levels are still assigned by `anatomy`.
 - 'levels': the classes of the seed notebook (the public Kaggle notebook
   this repository ports; lsdc/__init__.py): one per level on the sagittal planes, one
   per side (right, left) on axial slices.
@@ -14,7 +18,8 @@ import numpy as np
 
 from lsdc import schema
 
-MODES = ("anatomy", "levels")
+MODES = ("anchored", "anatomy", "levels")
+ANCHOR_LEVEL = "L5/S1"  # the level of the sagittal anchor class ('anchored' mode)
 SIDES = ("right", "left")
 STRUCTURE = {"sag_t1": "foramen", "sag_t2": "disc", "ax_t2": "zone"}
 
@@ -23,8 +28,10 @@ def class_names(plane: str, mode: str) -> tuple[str, ...]:
     """The detector's class names for a plane and class mode."""
     if plane not in STRUCTURE:
         raise ValueError(f"unknown plane {plane!r}; expected one of {tuple(STRUCTURE)}")
-    if mode == "anatomy":
+    if mode == "anatomy" or (mode == "anchored" and plane == "ax_t2"):
         return (STRUCTURE[plane],)
+    if mode == "anchored":
+        return (STRUCTURE[plane], f"l5s1_{STRUCTURE[plane]}")
     if mode == "levels":
         return SIDES if plane == "ax_t2" else schema.LEVELS
     raise ValueError(f"unknown detect.export.classes {mode!r}; expected one of {MODES}")
@@ -48,8 +55,10 @@ def point_key(plane: str, condition: str, level: str) -> tuple[str | None, str |
 
 def class_of_point(plane: str, mode: str, condition: str, level: str) -> int:
     names = class_names(plane, mode)
-    if mode == "anatomy":
+    if mode == "anatomy" or (mode == "anchored" and plane == "ax_t2"):
         return 0
+    if mode == "anchored":
+        return int(level == ANCHOR_LEVEL)
     if plane == "ax_t2":
         side = side_of_condition(condition)
         if side is None:

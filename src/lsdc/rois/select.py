@@ -65,19 +65,30 @@ def midline_index(det: pd.DataFrame, n: int) -> int:
     return _argmax_near_centre(smooth, (n - 1) / 2)
 
 
-def canal_slices(det: pd.DataFrame, mid_index: int, n: int, reach: int = 2) -> dict[str, int]:
-    """level -> sag_t2 slice: the one within `reach` slices of the mid-sagittal slice where
-    that level's canal is detected most confidently (scoliosis and rotation move the canal
-    across slices from level to level); the mid-sagittal slice where it is not detected."""
+def centre_slice(rows: pd.DataFrame, xs: np.ndarray) -> int:
+    """The slice at the confidence-weighted centre of one structure's detections across
+    neighbouring slices: the slice a reader picks is where the structure is centred, and
+    the detector's single most confident slice wanders between neighbours."""
+    w = rows["conf"].to_numpy(float)
+    imgs = rows["image"].to_numpy(int)
+    pos = xs[imgs] if np.isfinite(xs[imgs]).all() else imgs.astype(float)
+    centre = float(np.average(pos, weights=w))
+    cand = np.unique(imgs)
+    cand_pos = xs[cand] if np.isfinite(xs[cand]).all() else cand.astype(float)
+    return int(cand[np.argmin(np.abs(cand_pos - centre))])
+
+
+def canal_slices(det: pd.DataFrame, series: Series, mid_index: int, reach: int = 2) -> dict[str, int]:
+    """level -> sag_t2 slice: where that level's canal detections within `reach` slices of
+    the mid-sagittal slice are centred (scoliosis and rotation move the canal across slices
+    from level to level); the mid-sagittal slice where it is not detected."""
+    n = len(series)
+    xs = np.array([geometry.lateral_x(g) for g in series.geoms])
     near = [i for i in range(mid_index - reach, mid_index + reach + 1) if 0 <= i < n]
     out: dict[str, int] = {}
     for level in schema.LEVELS:
         rows = det[det["image"].isin(near) & (det["level"] == level)] if len(det) else det
-        if len(rows):  # ties and near-ties go to the slice nearest the midline
-            score = rows["conf"] - 0.01 * (rows["image"] - mid_index).abs()
-            out[level] = int(rows.loc[score.idxmax(), "image"])
-        else:
-            out[level] = mid_index
+        out[level] = centre_slice(rows, xs) if len(rows) else mid_index
     return out
 
 
@@ -126,7 +137,7 @@ def foramen_slices(det: pd.DataFrame, series: Series, sides: Sequence[str], mid_
         window = [i for i in (best - 1, best, best + 1) if i in own]
         for level in schema.LEVELS:
             rows = det[det["image"].isin(window) & (det["level"] == level)] if len(det) else det
-            out[(level, side)] = int(rows.loc[rows["conf"].idxmax(), "image"]) if len(rows) else best
+            out[(level, side)] = centre_slice(rows, xs) if len(rows) else best
     return out
 
 

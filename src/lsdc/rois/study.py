@@ -188,7 +188,7 @@ def _sagittal(loaded, detectors, p: Params, policy: str, locs: dict[Key, Loc],
             ref_t2 = select.level_reference(det, t2)
             det = select.relabel_by_reference(det, t2, ref_t2, "the anchored sag_t2 slices")
         t2_index = select.midline_index(det, len(t2)) if policy == "anatomy" else select.central_index(len(t2))
-        targets = (select.canal_slices(det, t2_index, len(t2)) if policy == "anatomy"
+        targets = (select.canal_slices(det, t2, t2_index) if policy == "anatomy"
                    else {lv: t2_index for lv in schema.LEVELS})
         groups.append(_Group("sag_t2", None, t2, det, targets, list(range(len(t2)))))
     if t1 is not None:
