@@ -102,3 +102,17 @@ def test_interpolate_level():
     assert np.allclose(interpolate_level(known, 3, 30.0), [0.0, 6.0, -30.0])  # extrapolated
     assert np.allclose(interpolate_level({4: np.zeros(3)}, 2, 30.0), [0.0, 0.0, 60.0])
     assert interpolate_level({}, 2, 30.0) is None
+
+
+def test_centre_slice_is_where_the_detections_are_centred_not_the_single_best():
+    import pandas as pd
+
+    from lsdc.rois.select import centre_slice
+
+    xs = np.array([-8.0, -4.0, 0.0, 4.0, 8.0])  # slice centres (patient x, mm)
+    # seen on slices 1, 2, 3 about equally, most confident on the edge slice 3
+    rows = pd.DataFrame({"image": [1, 2, 3], "conf": [0.8, 0.82, 0.85]})
+    assert centre_slice(rows, xs) == 2
+    rows = pd.DataFrame({"image": [2, 3], "conf": [0.2, 0.9]})
+    assert centre_slice(rows, xs) == 3
+    assert centre_slice(rows, np.full(5, np.nan)) == 3  # no geometry: slice indices instead
