@@ -81,7 +81,7 @@ class BoxMm:
 
 @dataclass(frozen=True)
 class DetectExport:
-    classes: str = "anchored"
+    classes: str = "anatomy"
     val_fold: int = 0
     imgsz: int = 256
     box_mm: BoxMm = field(default_factory=BoxMm)
@@ -123,6 +123,7 @@ class DetectAnatomy:
     max_tilt_deg: float = 70.0
     anchor_conf: float = 0.25
     weak_ratio: float = 0.5
+    trim_ratio: float = 0.25
     side_sep_mm: tuple[float, float] = (6.0, 50.0)
 
 

@@ -134,6 +134,7 @@ def assign_levels(
     max_ratio: float = 1.6,
     max_tilt_deg: float = 70.0,
     weak_ratio: float = 0.5,
+    trim_ratio: float = 0.25,
     head: tuple[float, float] = (0.0, -1.0),
     lowest_is_l5s1: bool = False,
     anchor_px: np.ndarray | None = None,
@@ -147,6 +148,8 @@ def assign_levels(
     `weak_ratio`: an end box of the chain is 'weak' when its confidence is below this
     share of the median of the others. `lowest_is_l5s1`: the caller has evidence (e.g.
     another plane, a sacrum detection) that the chain's lowest box is L5/S1.
+    `trim_ratio`: boxes at the bottom of the chain under this share of the median confidence
+    of the boxes above are left out of the count (a sacral line; the count stays in doubt).
     `anchor_px`: the centre (px) of a box the detector classed as L5/S1 itself: boxes below
     it are left out and the count starts there (doubt if it does not start the chain).
     `max_offaxis_mm` is accepted for compatibility and unused (no global axis any more).
@@ -182,7 +185,7 @@ def assign_levels(
     # mostly not discs: the count starts at the lowest box about as confident as the discs
     # above it. A faint true L5/S1 looks the same, so the count stays in doubt.
     trimmed = 0
-    while not lowest_is_l5s1 and len(chain) > 2 and conf[chain[0]] < weak_ratio * float(np.median(conf[chain[1:]])):
+    while not lowest_is_l5s1 and len(chain) > 2 and conf[chain[0]] < trim_ratio * float(np.median(conf[chain[1:]])):
         chain, steps = chain[1:], steps[1:]
         trimmed += 1
     off = [i for i in idx if i not in chain and i not in below]

@@ -82,7 +82,8 @@ def assign(boxes: Boxes, plane: str, cfg: Detect, spacing: tuple[float, float],
             anchor = boxes.xy[np.flatnonzero(is_anchor)[np.argmax(boxes.conf[is_anchor])]]
     return anatomy.assign_levels(boxes.xy, boxes.conf, spacing, spacing_mm=a.disc_spacing_mm,
                                  max_turn_deg=a.max_turn_deg, max_ratio=a.max_ratio,
-                                 max_tilt_deg=a.max_tilt_deg, weak_ratio=a.weak_ratio, anchor_px=anchor)
+                                 max_tilt_deg=a.max_tilt_deg, weak_ratio=a.weak_ratio,
+                                 trim_ratio=a.trim_ratio, anchor_px=anchor)
 
 
 def points_table(all_boxes: Sequence[Boxes], plane: str, cfg: Detect,
