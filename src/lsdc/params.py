@@ -166,6 +166,7 @@ class Rois:
 @dataclass(frozen=True)
 class Model:
     name: str = "resnet10t"
+    pretrained: bool = False
     weights: str | None = None
     drop_rate: float = 0.0
 
@@ -181,11 +182,13 @@ class Augment:
     scale: float = 0.1
     rotate: float = 15.0
     affine_p: float = 0.75
+    swap_p: float = 0.5
 
 
 @dataclass(frozen=True)
 class Train:
-    layout: str = "anatomical"
+    layout: str = "crops"
+    loss: str = "metric"
     epochs: int = 20
     batch_size: int = 8
     lr: float = 0.001

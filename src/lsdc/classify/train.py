@@ -100,8 +100,8 @@ def _run(params: Params, paths: Paths, ctx: distributed.Context) -> dict[str, An
             is_val = fold_of == k
             transform = augment.build_augment(params.train.aug, seed=params.seed + k)
             train_set = data.StudyCrops(store.crops, rows[~is_val], present[~is_val], y[~is_val], transform,
-                                        seed=params.seed + k)
-            val_set = data.StudyCrops(store.crops, rows[is_val], present[is_val], y[is_val])
+                                        seed=params.seed + k, keys=keys, swap_p=params.train.aug.swap_p)
+            val_set = data.StudyCrops(store.crops, rows[is_val], present[is_val], y[is_val], keys=keys)
             with stage_run(STAGE, params, run_name=f"fold_{k}", nested=True, tags={"fold": str(k)}):
                 curve_path = paths.curves / f"fold_{k}.csv"
 
