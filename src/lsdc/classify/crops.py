@@ -75,7 +75,8 @@ class CropNet(nn.Module):
         names, slots = crop_groups(keys)
         self.n_channels = len(keys)
         self.backbone = backbone
-        feat = int(backbone.num_features)
+        # pooled feature width (after a conv head where the model has one, e.g. lcnet, mobilenetv3)
+        feat = int(getattr(backbone, "head_hidden_size", None) or backbone.num_features)
         self.level_embed = nn.Embedding(len(schema.LEVELS), feat)
         self.side_embed = nn.Embedding(len(SIDES), feat)
         nn.init.normal_(self.level_embed.weight, std=0.02)
