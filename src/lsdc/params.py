@@ -46,7 +46,7 @@ class Tracking:
 class Synth:
     seed: int = 7
     n_train: int = 160
-    n_test: int = 24
+    n_test: int = 200
     first_study_id: int = 1_000_000
     image_scale: float = 0.5
     sag_slices: tuple[int, int] = (13, 17)
