@@ -165,7 +165,7 @@ class Rois:
 
 @dataclass(frozen=True)
 class Model:
-    name: str = "resnet10t"
+    name: str = "mobilenetv3_small_050"
     pretrained: bool = False
     weights: str | None = None
     drop_rate: float = 0.0
@@ -189,15 +189,15 @@ class Augment:
 class Train:
     layout: str = "crops"
     loss: str = "metric"
-    epochs: int = 20
-    batch_size: int = 8
-    lr: float = 0.001
+    epochs: int = 8
+    batch_size: int = 16
+    lr: float = 0.002
     min_lr: float = 0.00001
     weight_decay: float = 0.01
-    t_0: int = 10
+    t_0: int = 8
     t_mult: int = 1
     grad_clip: float = 1.0
-    patience: int = 6
+    patience: int = 4
     class_weights: tuple[float, float, float] = (1.0, 2.0, 4.0)
     aug: Augment = field(default_factory=Augment)
     amp: bool = True
