@@ -50,9 +50,10 @@ def repo(tmp_path, monkeypatch):
         with mlflow.start_run(tags={"stage": "train_classifier", "dvc_exp_name": f"design-{layout}"}) as run:
             pass
         mlflow.MlflowClient(uri).set_terminated(run.info.run_id, end_time=run.info.start_time + 1000 * (60 + i))
-    with mlflow.start_run(tags={"stage": "train_classifier", "dvc_exp_name": "design-crops"}):  # a newer parent
-        with mlflow.start_run(nested=True, tags={"stage": "train_classifier", "dvc_exp_name": "design-crops"}):
-            pass  # a nested fold run: never the design's time
+    tags = {"stage": "train_classifier", "dvc_exp_name": "design-crops"}
+    # a newer parent that fails and its nested fold run: neither is the design's time
+    with mlflow.start_run(tags=tags), mlflow.start_run(nested=True, tags=tags):
+        pass
     mlflow.MlflowClient(uri).set_terminated(mlflow.last_active_run().info.run_id, status="FAILED")
     return tmp_path, uri
 
