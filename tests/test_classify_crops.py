@@ -6,6 +6,7 @@ import torch
 
 from lsdc import metrics, schema
 from lsdc.classify import crops, data, layout, model
+from lsdc.errors import UserError
 
 SIDES = {"sag_t1": ("left", "right"), "sag_t2": ("mid",), "ax_t2": ("left", "right")}
 
@@ -123,5 +124,21 @@ def test_dataset_swap_moves_crops_and_labels_together():
 
 def test_pretrained_offline_stops_at_once_naming_the_setting(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(RuntimeError, match=r"model\.pretrained.*model\.weights"):
+    with pytest.raises(UserError, match=r"model\.pretrained.*model\.weights"):
         model.build("resnet10t", "crops", keys_for({"sag_t1": 1, "sag_t2": 1, "ax_t2": 1}), pretrained=True)
+
+
+def test_the_stage_stops_before_any_work_when_pretrained_is_offline(tmp_path, monkeypatch, capsys):
+    """The real-gpu profile's model.pretrained under HF_HUB_OFFLINE=1: one line naming the setting."""
+    from pathlib import Path
+
+    from lsdc import cli
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.chdir(tmp_path)
+    params_file = Path(__file__).resolve().parents[1] / "params.yaml"
+    rc = cli.main(["train-classifier", "--params", str(params_file), "--set", "model.pretrained=true"])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "model.pretrained" in err and "model.weights" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "models").exists() and not (tmp_path / "mlflow.db").exists()

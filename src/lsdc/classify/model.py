@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lsdc import schema
+from lsdc.errors import UserError
 from lsdc.classify import augment
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,17 @@ def _offline() -> bool:
                for v in ("HF_HUB_OFFLINE", "TIMM_OFFLINE", "LSDC_OFFLINE"))
 
 
+def check_pretrained(name: str, pretrained: bool, weights: str | Path | None) -> None:
+    """Fail before any work when model.pretrained cannot be honoured (both set, or offline)."""
+    if pretrained and weights:
+        raise ValueError("model.pretrained: true and model.weights are both set; pick one "
+                         "(pretrained downloads timm's ImageNet weights, weights reads a local file)")
+    if pretrained and _offline():
+        raise UserError(f"model.pretrained: true needs timm's ImageNet weights for {name!r}, but "
+                           "HF_HUB_OFFLINE is set (no downloads). Set model.pretrained: false, or put a "
+                           "local timm state_dict in model.weights")
+
+
 def timm_model(name: str, in_chans: int, num_classes: int, drop_rate: float = 0.0,
                weights: str | Path | None = None, pretrained: bool = False) -> nn.Module:
     """timm.create_model; weights are downloaded only with pretrained=True (model.pretrained).
@@ -62,20 +74,14 @@ def timm_model(name: str, in_chans: int, num_classes: int, drop_rate: float = 0.
     """
     import timm
 
-    if pretrained and weights:
-        raise ValueError("model.pretrained: true and model.weights are both set; pick one "
-                         "(pretrained downloads timm's ImageNet weights, weights reads a local file)")
-    if pretrained and _offline():
-        raise RuntimeError(f"model.pretrained: true needs timm's ImageNet weights for {name!r}, but "
-                           "HF_HUB_OFFLINE is set (no downloads). Set model.pretrained: false, or put a "
-                           "local timm state_dict in model.weights")
+    check_pretrained(name, pretrained, weights)
     try:
         model = timm.create_model(name, pretrained=pretrained, in_chans=in_chans,
                                   num_classes=num_classes, drop_rate=drop_rate)
     except Exception as e:
         if not pretrained:
             raise
-        raise RuntimeError(f"model.pretrained: true: could not get timm's ImageNet weights for {name!r} "
+        raise UserError(f"model.pretrained: true: could not get timm's ImageNet weights for {name!r} "
                            f"({type(e).__name__}: {str(e)[:200]}). Without internet set model.pretrained: "
                            "false and put a local timm state_dict in model.weights") from None
     if weights:
