@@ -18,8 +18,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from lsdc import schema
-from lsdc.errors import UserError
 from lsdc.classify import augment
+from lsdc.errors import UserError
 
 log = logging.getLogger(__name__)
 
