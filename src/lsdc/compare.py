@@ -13,7 +13,7 @@ every figure is read from the committed files of that experiment, never typed:
                 (DVC sets DVC_EXP_NAME; lsdc.tracking tags it as dvc_exp_name)
 
 Writes metrics/designs.json (committed, no DVC out: it holds times) and
-reports/designs.png (skill with intervals, score terms and per-condition accuracy of every
+docs/figures/designs.png (skill with intervals, score terms and per-condition accuracy of every
 design); `lsdc report` renders the README's design table from metrics/designs.json.
 """
 
@@ -39,7 +39,7 @@ STAGE = "train_classifier"
 TERMS = ("spinal", "foraminal", "subarticular", "any_severe_spinal", "total")
 CV_FILE, TEST_FILE = "metrics/cv.json", "metrics/test.json"
 DESIGNS_FILE = lsdc_paths.METRICS_DIR / "designs.json"
-FIGURE = Path("reports") / "designs.png"
+FIGURE = Path("docs") / "figures" / "designs.png"  # committed beside the README (reports/ is DVC-only)
 PARAM_KEYS = ("train.layout", "model.name", "train.loss", "train.epochs", "train.lr", "train.batch_size")
 
 

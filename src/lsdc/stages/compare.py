@@ -1,5 +1,5 @@
 """`lsdc compare`: the classifier designs side by side from their `dvc exp` metrics files
-(work: `lsdc.compare`). Writes metrics/designs.json and reports/designs.png; then
+(work: `lsdc.compare`). Writes metrics/designs.json and docs/figures/designs.png; then
 `lsdc report` puts the design table into README.md."""
 
 from __future__ import annotations
