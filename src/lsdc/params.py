@@ -190,7 +190,7 @@ class Train:
     layout: str = "crops"
     loss: str = "metric"
     epochs: int = 8
-    batch_size: int = 16
+    batch_size: int = 8
     lr: float = 0.002
     min_lr: float = 0.00001
     weight_decay: float = 0.01
