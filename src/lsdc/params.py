@@ -189,12 +189,12 @@ class Augment:
 class Train:
     layout: str = "crops"
     loss: str = "metric"
-    epochs: int = 8
+    epochs: int = 5
     batch_size: int = 8
     lr: float = 0.002
     min_lr: float = 0.00001
     weight_decay: float = 0.01
-    t_0: int = 8
+    t_0: int = 5
     t_mult: int = 1
     grad_clip: float = 1.0
     patience: int = 4
