@@ -29,7 +29,7 @@ CHANGES = {
     "infer": ("detect.infer.conf", 0.1, EVALUATED | AFTER_DETECTORS),
     "evaluate_detector": ("detect.evaluate.within_mm", 4.0, EVALUATED),
     "rois": ("rois.crop_mm.sag_t2", 44.0, AFTER_DETECTORS),
-    "train": ("train.lr", 0.002, {"train_classifier", "evaluate", "predict"}),
+    "train": ("train.lr", 0.003, {"train_classifier", "evaluate", "predict"}),  # != the default 0.002
     # speed-only settings re-run nothing
     "runtime_workers": ("runtime.workers", 1, set()),
     "runtime_device": ("runtime.train_device", "cpu", set()),
