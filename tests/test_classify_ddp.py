@@ -120,7 +120,7 @@ def _batch():
     return x, y
 
 
-def _ddp_step(rank: int, world: int, port: int, out: str) -> None:
+def _ddp_step(rank: int, world: int, port: int, out: str, kind: str = "metric") -> None:
     torch.set_num_threads(1)
     torch.distributed.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank,
                                          world_size=world)
@@ -129,7 +129,8 @@ def _ddp_step(rank: int, world: int, port: int, out: str) -> None:
         net = distributed.wrap(_tiny_net(), ctx)
         x, y = _batch()
         shard = list(range(6))[rank::world]
-        loss, mean_share, n = engine._batch_loss(net(x[shard]), y[shard], torch.tensor([1.0, 2.0, 4.0]), ctx)
+        loss, mean_share, n = engine._batch_loss(net(x[shard]), y[shard], torch.tensor([1.0, 2.0, 4.0]), ctx,
+                                                 kind)
         loss.backward()
         if rank == 0:
             state = net.module.state_dict()
@@ -139,15 +140,17 @@ def _ddp_step(rank: int, world: int, port: int, out: str) -> None:
         torch.distributed.destroy_process_group()
 
 
-def test_ddp_gradient_with_synced_batchnorm_equals_the_full_batch_gradient(tmp_path):
+@pytest.mark.parametrize("kind", model.LOSSES)
+def test_ddp_gradient_with_synced_batchnorm_equals_the_full_batch_gradient(tmp_path, kind):
+    """Both losses (train.loss): each term normalised by its global weight sum under DDP."""
     out = tmp_path / "rank0.pt"
     # fork: the children start with this process's imports (a spawn re-imports for ~10 s each)
-    torch_mp.start_processes(_ddp_step, args=(2, _free_port(), str(out)), nprocs=2, join=True,
+    torch_mp.start_processes(_ddp_step, args=(2, _free_port(), str(out), kind), nprocs=2, join=True,
                              start_method="fork")
     got = torch.load(out, weights_only=True)
     net = _tiny_net()
     x, y = _batch()
-    loss = model.weighted_loss(net(x), y, torch.tensor([1.0, 2.0, 4.0]))
+    loss = model.batch_loss(net(x), y, torch.tensor([1.0, 2.0, 4.0]), kind)
     loss.backward()
     assert got["n"] == 6
     for mine, want in zip(got["grads"], [p.grad for p in net.parameters()]):

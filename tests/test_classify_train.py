@@ -1,6 +1,7 @@
 """train_classifier on a tiny temp ROI store: checkpoints, OOF table, curves, MLflow runs."""
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import mlflow
@@ -57,7 +58,7 @@ def test_checkpoints_reload_and_reproduce_their_oof_probabilities(tiny_run):
     store = data.load_store(inputs["rois"])
     for k in range(3):
         ckpt = torch.load(paths.checkpoints / f"fold_{k}.pt", weights_only=True)
-        assert ckpt["model_name"] == "resnet10t" and ckpt["fold"] == k
+        assert ckpt["model_name"] == "resnet10t" and ckpt["fold"] == k and ckpt["layout_name"] == "crops"
         assert ckpt["layout"] == layout.build_layout("anatomical", layout.store_channels(store.index))
         assert ckpt["in_chans"] == len(ckpt["layout"]) == 5 + 10 + 10
         assert ckpt["params"]["train.epochs"] == 1
@@ -66,6 +67,23 @@ def test_checkpoints_reload_and_reproduce_their_oof_probabilities(tiny_run):
         crop_rows, present = layout.assemble(store.index, ids, ckpt["layout"])
         again = model.predict_probs(ckpt, np.asarray(store.crops[crop_rows]), present)
         np.testing.assert_allclose(again, probs[rows], atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["anatomical", "notebook"])
+def test_every_layout_trains_and_its_checkpoint_reproduces_the_oof(tmp_path, monkeypatch, name):
+    """The stacked layouts go through the same stage, OOF format and checkpoint as crops."""
+    file_store(monkeypatch, tmp_path)
+    p, inputs, paths, summary = run_tiny(tmp_path, **{"train.layout": name})
+    store = data.load_store(inputs["rois"])
+    oof = pd.read_parquet(paths.oof)
+    probs = oof_table.probs_of(oof)
+    ckpt = model.load_checkpoint(paths.checkpoints / "fold_1.pt")
+    assert ckpt["layout_name"] == name and ckpt["in_chans"] == {"anatomical": 25, "notebook": 60}[name]
+    rows = (oof["fold"] == 1).to_numpy()
+    crop_rows, present = layout.assemble(store.index, oof["study_id"][rows].to_numpy(), ckpt["layout"])
+    again = model.predict_probs(ckpt, np.asarray(store.crops[crop_rows]), present)
+    np.testing.assert_allclose(again, probs[rows], atol=1e-5)
+    assert np.isfinite(summary["oof_score"]["total"])
 
 
 def test_per_epoch_csv_and_summary(tiny_run):
@@ -108,7 +126,7 @@ def test_training_is_deterministic_on_the_notebook_layout(tiny_run):
         transform = augment.build_augment(p.train.aug, seed=5)
         train_set = data.StudyCrops(store.crops, rows[~val], present[~val], y[~val], transform)
         val_set = data.StudyCrops(store.crops, rows[val], present[val], y[val])
-        results.append(train_fold(0, train_set, val_set, p.model, p.train, seed=5))
+        results.append(train_fold(0, train_set, val_set, p.model, replace(p.train, layout="notebook"), seed=5))
     assert next(results[0].model.parameters()).shape[1] == 60
     np.testing.assert_array_equal(results[0].val_probs, results[1].val_probs)
     assert results[0].history[0]["train_loss"] == results[1].history[0]["train_loss"]

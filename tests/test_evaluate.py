@@ -1,5 +1,6 @@
 """evaluate stage: cv.json equals lsdc.metrics on the OOF file; every plot is written."""
 
+import json
 from pathlib import Path
 
 import mlflow
@@ -12,6 +13,7 @@ from lsdc import evaluate, headline, metrics, params, schema
 from lsdc.classify import oof as oof_table
 from lsdc.classify import plots
 from lsdc.classify.engine import CSV_COLUMNS
+from lsdc.predict import submission
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -24,7 +26,11 @@ def write_oof_inputs(root: Path, n: int = 15, seed: int = 0) -> tuple[evaluate.P
     folds = np.arange(n) % 3
     probs = rng.dirichlet([2, 1, 1], size=(n, 25))
     paths = evaluate.Paths(oof=root / "oof.parquet", labels=root / "labels.parquet", curves=root / "curves",
-                           cv=root / "metrics" / "cv.json", plots=root / "plots")
+                           cv=root / "metrics" / "cv.json", plots=root / "plots",
+                           train_oracle=root / "train_oracle.csv")
+    oracle = np.full((n, 25, 3), 0.05)  # an oracle that knows the grades (nearly)
+    np.put_along_axis(oracle, np.clip(y, 0, 2)[..., None], 0.9, axis=-1)
+    submission.build_frame(ids, oracle).to_csv(paths.train_oracle, index=False)
     labels_long(ids, y).to_parquet(paths.labels, index=False)
     oof_table.to_frame(ids, folds, probs).sample(frac=1, random_state=0).to_parquet(paths.oof, index=False)
     paths.curves.mkdir()
@@ -60,6 +66,34 @@ def test_cv_json_equals_the_metric_on_the_oof_file(evaluated):
     assert cv["classification"]["spinal_canal_stenosis"]["f1_macro"] == pytest.approx(
         report["spinal_canal_stenosis"]["f1_macro"])
     assert cv["classification"]["overall"]["accuracy"] == pytest.approx(report["overall"]["accuracy"])
+
+
+def test_skill_against_the_train_oracle_with_a_bootstrap_interval(evaluated):
+    root, paths, y, probs, folds, _ = evaluated
+    cv = headline.load(paths.cv)
+    oracle = metrics.probs_from_submission(pd.read_csv(paths.train_oracle), np.arange(100, 115))
+    prior = evaluate.oof_prior(y, folds, params.load(ROOT / "params.yaml").evaluate.prior_pseudocount)
+    want = metrics.normalised_skill(y, probs, prior, oracle)
+    assert cv["normalised_skill"] == pytest.approx(want, rel=1e-12)
+    assert cv["oracle"]["total"] == pytest.approx(metrics.competition_score(y, oracle).total)
+    low, high = cv["skill_ci95"]["low"], cv["skill_ci95"]["high"]
+    assert low < want < high and cv["skill_bootstrap"]["se"] > 0
+    head = json.loads(paths.cv.read_text())
+    assert set(head) == {"score", "prior", "normalised_skill", "skill_ci95"}  # 3 skill figures in the headline
+
+
+def test_accuracy_heatmap_row_labels_fit_in_the_figure():
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 3, (20, 25))
+    fig = plots.accuracy_heatmap_figure(y, rng.dirichlet([1, 1, 1], size=(20, 25)))
+    fig.canvas.draw()
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels == [plots.SHORT_CONDITION[c] for c in schema.CONDITIONS]
+    renderer = fig.canvas.get_renderer()
+    for t in ax.get_yticklabels():
+        assert t.get_window_extent(renderer).x0 >= 0  # not cut off at the left edge
+    plots.plt.close(fig)
 
 
 def test_prior_is_fitted_out_of_fold_on_the_same_rows(evaluated):

@@ -201,3 +201,23 @@ def test_classification_report_values():
     assert report["foraminal"]["accuracy"] == 1.0 and math.isnan(report["foraminal"]["auc_macro"])
     assert set(report) == {"spinal", "foraminal", "subarticular", *schema.CONDITION_SLUGS, "overall"}
     assert report["overall"]["n"] == 49
+
+
+def test_bootstrap_skill_is_deterministic_and_narrows_with_more_studies():
+    rng = np.random.default_rng(0)
+
+    def case(n):
+        y = rng.choice(3, size=(n, 25), p=[0.7, 0.2, 0.1])
+        oracle = np.full((n, 25, 3), 0.1)
+        np.put_along_axis(oracle, y[..., None], 0.8, axis=-1)
+        prior = metrics.prior_probs(metrics.best_constant_prior(y, 1.0), n)
+        model = 0.5 * oracle + 0.5 * prior
+        return y, model, prior, oracle
+
+    small, big = case(30), case(300)
+    a, b = metrics.bootstrap_skill(*small, n_boot=200), metrics.bootstrap_skill(*small, n_boot=200)
+    assert a == b
+    assert a["low"] < a["skill"] < a["high"]
+    wide = metrics.bootstrap_skill(*big, n_boot=200)
+    assert wide["se"] < 0.6 * a["se"]  # ~1/sqrt(10) in theory
+    assert a["skill"] == pytest.approx(metrics.normalised_skill(*small))

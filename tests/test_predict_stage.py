@@ -115,6 +115,10 @@ def test_metrics_equal_an_independent_recomputation(run, sub):
     assert written["constant_prior"]["total"] == pytest.approx(const_total, rel=1e-9)
     skill = (const_total - model["total"]) / (const_total - oracle["total"])
     assert written["normalised_skill"] == pytest.approx(skill, rel=1e-9)
+    # the bootstrap interval over the (2) test studies, with a fixed seed: in the headline
+    ci = written["skill_ci95"]
+    assert ci["low"] <= ci["high"] and written["skill_bootstrap"]["n_boot"] == 1000
+    assert set(json.loads(run.paths.metrics.read_text())["skill_ci95"]) == {"low", "high"}
     assert written["scored"] is True and written["n_studies"] == 2 and written["prior_source"] == "labels"
 
 

@@ -31,7 +31,7 @@ CHANGES = {
     "evaluate_detector": ("detect.evaluate.within_mm", 4.0, EVALUATED | NAMING),
     "naming": ("naming.studies", 2, NAMING),
     "rois": ("rois.crop_mm.sag_t2", 44.0, AFTER_DETECTORS),
-    "train": ("train.lr", 0.002, {"train_classifier", "evaluate", "predict"}),
+    "train": ("train.lr", 0.003, {"train_classifier", "evaluate", "predict"}),  # != the default 0.002
     # speed-only settings re-run nothing
     "runtime_workers": ("runtime.workers", 1, set()),
     "runtime_device": ("runtime.train_device", "cpu", set()),

@@ -68,6 +68,11 @@ def test_submission_files(dataset):
     assert oracle["row_id"].tolist() == sample["row_id"].tolist()
     assert np.allclose(oracle[list(schema.PROB_COLUMNS)].sum(axis=1), 1.0)
     assert set(_csv(root, schema.TEST_SERIES_CSV)["study_id"]) == set(test_ids)
+    # the train split's oracle (evaluate's out-of-fold skill): one row per train study and label
+    train_ids = _csv(root, schema.TRAIN_CSV)["study_id"].tolist()
+    train_oracle = _csv(root, schema.TRAIN_ORACLE_CSV)
+    assert train_oracle["row_id"].tolist() == [r for s in train_ids for r in schema.study_row_ids(s)]
+    assert np.allclose(train_oracle[list(schema.PROB_COLUMNS)].sum(axis=1), 1.0)
 
 
 def test_train_csv_carries_the_label_draw(dataset):
@@ -220,6 +225,12 @@ def test_geometry_round_trip_sagittal_point_to_axial_level(dataset):
 def test_oracle_beats_constant_prior(dataset):
     _, _, summary = dataset
     assert summary["score_oracle"]["total"] < summary["score_constant_prior"]["total"]
+    root = dataset[0]
+    _, train_codes = metrics.labels_from_frame(_csv(root, schema.TRAIN_CSV))
+    ids = _csv(root, schema.TRAIN_CSV)["study_id"].to_numpy()
+    train_oracle = metrics.probs_from_submission(_csv(root, schema.TRAIN_ORACLE_CSV), ids)
+    assert summary["score_oracle_train"]["total"] == pytest.approx(
+        metrics.competition_score(train_codes, train_oracle).total, rel=1e-6)
     assert summary["train"]["coordinate_rows"] > 0 and summary["test"]["files"] > 0
 
 

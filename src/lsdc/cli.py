@@ -43,6 +43,7 @@ COMMANDS: dict[str, tuple[str, tuple[str, ...], str]] = {
     "bench": ("lsdc.stages.bench", ("data", "synth", "detect", "rois", "model", "train", "predict"), "benchmarks: speed and memory against baselines"),
     "profile": ("lsdc.stages.profile", (), "switch params.yaml to a named profile (e.g. real-gpu)"),
     "report": ("lsdc.stages.report", (), "write the README's result, stage-time and benchmark tables from metrics/"),
+    "compare": ("lsdc.stages.compare", ("tracking",), "the classifier designs side by side from their dvc exp metrics"),
 }
 
 

@@ -34,8 +34,9 @@ HEADLINE: dict[str, tuple[str, ...]] = {
     "rois": ("studies.total", "crops.detected_share", "distance_mm.within_5mm", "distance_mm.median"),
     "classifier": ("oof_score.total",),
     "cv": ("score.total", "score.spinal", "score.foraminal", "score.subarticular",
-           "score.any_severe_spinal", "prior.total"),
-    "test": ("n_studies", "model.total", "constant_prior.total", "oracle.total", "normalised_skill"),
+           "score.any_severe_spinal", "prior.total", "normalised_skill", "skill_ci95.low", "skill_ci95.high"),
+    "test": ("n_studies", "model.total", "constant_prior.total", "oracle.total", "normalised_skill",
+             "skill_ci95.low", "skill_ci95.high"),
 }
 
 DETAILS_SUFFIX = ".details.json"

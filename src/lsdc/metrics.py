@@ -224,3 +224,44 @@ def _any_severe_spinal(labels: np.ndarray, probs: np.ndarray) -> float:
     p = np.clip(probs[scored][:, :, 2].max(axis=1), EPS, 1 - EPS)
     loss = -(y * np.log(p) + (~y) * np.log(1 - p))
     return float(np.sum(w * loss) / np.sum(w))
+
+
+BOOTSTRAP_SAMPLES = 1000  # resamples of the studies for the skill's interval
+BOOTSTRAP_SEED = 20240  # fixed: the same predictions always give the same interval
+
+
+def normalised_skill(labels: np.ndarray, model: np.ndarray, prior: np.ndarray, oracle: np.ndarray) -> float:
+    """(prior score - model score) / (prior score - oracle score): 0 = the constant prior, 1 = the oracle."""
+    base = competition_score(labels, prior).total
+    gap = base - competition_score(labels, oracle).total
+    return float((base - competition_score(labels, model).total) / gap) if gap else float("nan")
+
+
+def bootstrap_skill(labels: np.ndarray, model: np.ndarray, prior: np.ndarray, oracle: np.ndarray,
+                    n_boot: int = BOOTSTRAP_SAMPLES, seed: int = BOOTSTRAP_SEED) -> dict[str, float]:
+    """The normalised skill with a percentile bootstrap 95 % interval over studies.
+
+    Each resample draws n studies with replacement (fixed seed) and recomputes the three
+    scores on them, so the interval carries the test set's sampling noise: {skill, low,
+    high, se (std of the resampled skills), n_boot}.
+    """
+    labels = np.asarray(labels)
+    n = len(labels)
+    skill = normalised_skill(labels, model, prior, oracle)
+    rng = np.random.default_rng(seed)
+    draws = []
+    quiet = logging.getLogger(__name__)
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)  # a resample without e.g. any spinal grade warns per resample
+    try:
+        for _ in range(n_boot):
+            i = rng.integers(0, n, n)
+            draws.append(normalised_skill(labels[i], model[i], prior[i], oracle[i]))
+    finally:
+        quiet.setLevel(level)
+    arr = np.asarray(draws, dtype=np.float64)
+    arr = arr[np.isfinite(arr)]
+    if not arr.size:
+        return {"skill": skill, "low": float("nan"), "high": float("nan"), "se": float("nan"), "n_boot": n_boot}
+    low, high = np.percentile(arr, [2.5, 97.5])
+    return {"skill": skill, "low": float(low), "high": float(high), "se": float(arr.std(ddof=1)), "n_boot": n_boot}

@@ -46,7 +46,7 @@ class Tracking:
 class Synth:
     seed: int = 7
     n_train: int = 160
-    n_test: int = 24
+    n_test: int = 200
     first_study_id: int = 1_000_000
     image_scale: float = 0.5
     sag_slices: tuple[int, int] = (13, 17)
@@ -180,7 +180,8 @@ class Rois:
 
 @dataclass(frozen=True)
 class Model:
-    name: str = "resnet10t"
+    name: str = "mobilenetv3_small_050"
+    pretrained: bool = False
     weights: str | None = None
     drop_rate: float = 0.0
 
@@ -196,20 +197,22 @@ class Augment:
     scale: float = 0.1
     rotate: float = 15.0
     affine_p: float = 0.75
+    swap_p: float = 0.5
 
 
 @dataclass(frozen=True)
 class Train:
-    layout: str = "anatomical"
-    epochs: int = 20
+    layout: str = "crops"
+    loss: str = "metric"
+    epochs: int = 5
     batch_size: int = 8
-    lr: float = 0.001
+    lr: float = 0.002
     min_lr: float = 0.00001
     weight_decay: float = 0.01
-    t_0: int = 10
+    t_0: int = 5
     t_mult: int = 1
     grad_clip: float = 1.0
-    patience: int = 6
+    patience: int = 4
     class_weights: tuple[float, float, float] = (1.0, 2.0, 4.0)
     aug: Augment = field(default_factory=Augment)
     amp: bool = True

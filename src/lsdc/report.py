@@ -9,6 +9,8 @@ git, never typed by hand:
                `lsdc evaluate-naming`) beside the issue's other targets (detectors'
                points right within 5 mm, ROI crop centres within 5 mm)
   runtime      per-stage times of that run and their sum: metrics/runtime.json
+  designs      the classifier designs compared: metrics/designs.json (`lsdc compare`, from
+               the `dvc exp` runs' metrics files and MLflow training times)
   performance  the benchmark table: metrics/bench.json (`lsdc bench`)
 
     lsdc report             rewrite the blocks in README.md
@@ -44,7 +46,8 @@ DVC_YAML = Path("dvc.yaml")
 PARAMS_YAML = Path("params.yaml")
 RUNTIME_FILE = paths.RUNTIME_FILE
 BENCH_FILE = paths.BENCH_METRICS
-BLOCKS = ("results", "phantom", "naming", "runtime", "performance")
+DESIGNS_FILE = paths.METRICS_DIR / "designs.json"
+BLOCKS = ("results", "phantom", "naming", "designs", "runtime", "performance")
 PLANES = ("sag_t1", "sag_t2", "ax_t2")
 
 
@@ -71,6 +74,14 @@ def _load(metrics_dir: Path, name: str) -> dict[str, Any] | None:
     return headline.load(path) if path.is_file() else None
 
 
+def _skill_text(m: Mapping[str, Any], oracle: str = "") -> str:
+    skill, ci = m.get("normalised_skill"), m.get("skill_ci95") or {}
+    if skill is None:
+        return ""
+    interval = f", 95 % CI {_num(ci.get('low'), '.2f')}-{_num(ci.get('high'), '.2f')}" if ci else ""
+    return f"; normalised skill {_num(skill, '.2f')}{interval}{oracle}"
+
+
 def results_block(metrics_dir: Path = paths.METRICS_DIR) -> str:
     """The "Results on the built-in data" table; a row only where its metrics file exists."""
     rows: list[tuple[str, str]] = []
@@ -92,13 +103,12 @@ def results_block(metrics_dir: Path = paths.METRICS_DIR) -> str:
     if cv:
         rows.append(("classifier, out-of-fold competition score (lower is better)",
                      f"{_num(cv['score'].get('total'))} vs constant prior {_num(cv['prior'].get('total'))} "
-                     f"on the same {cv.get('n_studies')} studies"))
+                     f"on the same {cv.get('n_studies')} studies{_skill_text(cv, ' (train-split oracle)')}"))
     test = _load(metrics_dir, "test.json")
     if test and "model" in test:
-        skill = test.get("normalised_skill")
         rows.append(("test submission: model / constant prior / oracle",
                      f"{_num(test['model'].get('total'))} / {_num(test.get('constant_prior', {}).get('total'))} / "
-                     f"{_num(test.get('oracle', {}).get('total'))} (normalised skill {_num(skill, '.2f')})"))
+                     f"{_num(test.get('oracle', {}).get('total'))}{_skill_text(test)} on {test.get('n_studies')} studies"))
     lines = ["| what | figure |", "|---|---|", *(f"| {a} | {b} |" for a, b in rows)]
     synth = _load(metrics_dir, "synth.json")
     if synth:
@@ -243,15 +253,27 @@ def performance_block(bench: Mapping[str, Any] | None) -> str:
 
 # ---------------------------------------------------------------- README rewrite
 
+def designs_block(designs: Mapping[str, Any] | None) -> str:
+    """The design comparison table of metrics/designs.json (lsdc.compare.table)."""
+    from lsdc import compare
+
+    text = compare.table((designs or {}).get("designs", []))
+    if designs:
+        text = ("One `dvc exp` per design (`lsdc compare`: figures from each experiment's metrics files, "
+                "training time from MLflow; lower scores are better, skill 0 = constant prior, 1 = oracle, "
+                "bootstrap 95 % interval over studies).\n\n" + text)
+    return text
+
+
 def blocks(metrics_dir: Path = paths.METRICS_DIR, runtime_file: Path = RUNTIME_FILE,
-           bench_file: Path = BENCH_FILE) -> dict[str, str]:
+           bench_file: Path = BENCH_FILE, designs_file: Path | None = None) -> dict[str, str]:
     def read(path: Path) -> dict[str, Any] | None:
         return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
 
+    designs_file = designs_file or metrics_dir / DESIGNS_FILE.name
     return {"results": results_block(metrics_dir), "phantom": phantom_block(metrics_dir),
-            "naming": naming_block(metrics_dir),
-            "runtime": runtime_block(read(runtime_file)),
-            "performance": performance_block(read(bench_file))}
+            "naming": naming_block(metrics_dir), "designs": designs_block(read(designs_file)),
+            "runtime": runtime_block(read(runtime_file)), "performance": performance_block(read(bench_file))}
 
 
 def render(text: str, generated: Mapping[str, str]) -> str:

@@ -52,6 +52,7 @@ TEST_SERIES_CSV = "test_series_descriptions.csv"
 SAMPLE_SUBMISSION_CSV = "sample_submission.csv"
 TEST_LABELS_CSV = "test_labels.csv"  # synthetic data only: train.csv schema for test studies
 TEST_ORACLE_CSV = "test_oracle.csv"  # synthetic data only: submission format
+TRAIN_ORACLE_CSV = "train_oracle.csv"  # synthetic data only: the Bayes oracle of the train studies (out-of-fold skill)
 TRAIN_IMAGES = "train_images"
 TEST_IMAGES = "test_images"
 COORDS_COLUMNS: tuple[str, ...] = (

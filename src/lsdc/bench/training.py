@@ -90,8 +90,9 @@ def fold_sets(rois_dir: Path, labels_path: Path, folds_path: Path, params: Param
     reps = max(1, -(-min_studies // int((~val).sum())))
     tile = lambda a: np.concatenate([a[~val]] * reps)  # noqa: E731
     transform = augment.build_augment(params.train.aug, seed=params.seed)
-    return (data.StudyCrops(store.crops, tile(rows), tile(present), tile(y), transform),
-            data.StudyCrops(store.crops, rows[val], present[val], y[val]), len(keys))
+    return (data.StudyCrops(store.crops, tile(rows), tile(present), tile(y), transform, keys=keys,
+                            swap_p=params.train.aug.swap_p),
+            data.StudyCrops(store.crops, rows[val], present[val], y[val], keys=keys), len(keys))
 
 
 def run(rois_dir: Path, labels_path: Path, folds_path: Path, params: Params, repeats: int = 3,

@@ -244,8 +244,8 @@ def train_small_classifier(ws: Workspace, out: Path) -> list[Path]:
     paths = []
     for k in sorted(np.unique(fold_of)):
         val = fold_of == k
-        result = train_fold(int(k), data.StudyCrops(store.crops, rows[~val], present[~val], y[~val]),
-                            data.StudyCrops(store.crops, rows[val], present[val], y[val]),
+        result = train_fold(int(k), data.StudyCrops(store.crops, rows[~val], present[~val], y[~val], keys=keys),
+                            data.StudyCrops(store.crops, rows[val], present[val], y[val], keys=keys),
                             p.model, cfg, seed=p.seed + int(k), device="cpu")
         path = out / f"fold_{int(k)}.pt"
         torch.save(make_checkpoint(result.model, p.model.name, keys, store.roi_size, p.flat(),

@@ -102,15 +102,34 @@ class StudyCrops(Dataset):
 
     The transform is reseeded per item from (seed, epoch, index): the augmentation of a
     sample depends on nothing else (not on loader workers, DDP ranks or visiting order).
+    `keys`: the channel keys of the layout (the model of the crops layout needs them).
+    `swap_p`: probability of the left<->right mirror of a training study (crops and
+    labels; layout.mirror_permutation), applied only with a transform and only where the
+    layout is closed under the mirror (not the notebook's).
     """
 
     def __init__(self, crops: np.ndarray, rows: np.ndarray, present: np.ndarray,
-                 labels: np.ndarray | None = None, transform=None, seed: int = 0):
+                 labels: np.ndarray | None = None, transform=None, seed: int = 0,
+                 keys: list[str] | None = None, swap_p: float = 0.0):
         self.crops, self.rows, self.present = crops, rows, present
         self.labels = labels
         self.transform = transform
         self.seed = int(seed)
         self.epoch = 0
+        self.keys = list(keys) if keys is not None else None
+        self.swap_p = float(swap_p)
+        self.mirror = None
+        if self.swap_p > 0 and transform is not None and labels is not None:
+            if self.keys is None:
+                raise ValueError("StudyCrops: swap_p > 0 needs the layout's channel keys")
+            self.mirror = layout.mirror_permutation(self.keys)
+            if self.mirror is None:
+                log.info("left-right swap off: the layout is not closed under the mirror")
+        self.label_mirror = layout.mirror_labels()
+
+    def layout_keys(self) -> list[str]:
+        """The channel keys; without them, placeholders (enough for the stacked models)."""
+        return self.keys if self.keys is not None else [f"channel_{i}" for i in range(self.rows.shape[1])]
 
     def set_epoch(self, epoch: int) -> None:
         """Call before each epoch's loader iteration (workers copy the dataset when it starts)."""
@@ -124,9 +143,16 @@ class StudyCrops(Dataset):
         return np.asarray(self.crops[self.rows[i]])
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        stack, present = self.stack(i), self.present[i]
+        y = self.labels[i] if self.labels is not None else np.full(len(schema.LABEL_COLUMNS), schema.IGNORE_INDEX)
+        if self.mirror is not None:
+            rng = np.random.default_rng([self.seed, self.epoch, i, 1])
+            if rng.random() < self.swap_p:
+                source, flip = self.mirror
+                stack, present, y = stack[source], present[source], np.asarray(y)[self.label_mirror]
+                stack[flip] = stack[flip][..., ::-1]
         if self.transform is not None:
             augment.reseed(self.transform, (self.seed, self.epoch, i))
-        stack = augment.apply(self.transform, self.stack(i))
-        x = torch.from_numpy(augment.normalise(stack, self.present[i]))
-        y = self.labels[i] if self.labels is not None else np.full(len(schema.LABEL_COLUMNS), schema.IGNORE_INDEX)
+        stack = augment.apply(self.transform, np.ascontiguousarray(stack))
+        x = torch.from_numpy(augment.normalise(stack, present))
         return x, torch.from_numpy(np.asarray(y, dtype=np.int64))

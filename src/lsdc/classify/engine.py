@@ -25,11 +25,12 @@ from lsdc import metrics
 from lsdc.classify import distributed
 from lsdc.classify.data import StudyCrops
 from lsdc.classify.distributed import Context, ShardedBatchSampler, resolve_device  # noqa: F401 (re-export)
-from lsdc.classify.model import create_model, grade_logits, weighted_loss, weighted_loss_sum
+from lsdc.classify.model import batch_loss, build, grade_logits, loss_terms
 from lsdc.params import Model, Train
 
 log = logging.getLogger(__name__)
 
+PRIOR_PSEUDOCOUNT = 1.0  # CropNet's prior for labels whose crop is missing (as evaluate.prior_pseudocount)
 CSV_COLUMNS = ("epoch", "train_loss", "val_loss", "accuracy", "precision", "recall", "f1", "score", "lr")
 
 
@@ -58,7 +59,8 @@ def seed_everything(seed: int, device: torch.device) -> None:
 
 
 def evaluate_fold(model: torch.nn.Module, loader: DataLoader, labels: np.ndarray,
-                  class_weights: torch.Tensor, device: torch.device, amp: bool) -> tuple[np.ndarray, dict]:
+                  class_weights: torch.Tensor, device: torch.device, amp: bool,
+                  loss: str = "metric") -> tuple[np.ndarray, dict]:
     """(probs (n, 25, 3), {val_loss, accuracy, precision, recall, f1, score, score terms})."""
     model.eval()
     logits = []
@@ -67,7 +69,7 @@ def evaluate_fold(model: torch.nn.Module, loader: DataLoader, labels: np.ndarray
             with torch.autocast(device.type, enabled=amp):
                 logits.append(model(x.to(device)).float().cpu())
     all_logits = torch.cat(logits)
-    val_loss = float(weighted_loss(all_logits, torch.as_tensor(labels), class_weights))
+    val_loss = float(batch_loss(all_logits, torch.as_tensor(labels), class_weights.cpu(), loss))
     probs = torch.softmax(grade_logits(all_logits), dim=-1).numpy().astype(np.float64)
     overall = metrics.classification_report(labels, probs)["overall"]
     score = metrics.competition_score(labels, probs)
@@ -96,8 +98,14 @@ def train_fold(fold: int, train_set: StudyCrops, val_set: StudyCrops, model_cfg:
     rank_batch = distributed.local_batch_size(cfg.batch_size, ctx)
     seed_everything(seed, device)
     amp = bool(cfg.amp and device.type == "cuda")
-    in_chans = int(train_set.rows.shape[1])
-    model = create_model(model_cfg.name, in_chans, model_cfg.drop_rate, model_cfg.weights).to(device)
+    keys = train_set.layout_keys()
+    model = build(model_cfg.name, cfg.layout, keys, model_cfg.drop_rate, model_cfg.weights,
+                  model_cfg.pretrained)
+    prior = None
+    if hasattr(model, "set_prior"):  # CropNet: the training folds' prior for labels whose crop is missing
+        prior = metrics.best_constant_prior(np.asarray(train_set.labels), pseudocount=PRIOR_PSEUDOCOUNT)
+        model.set_prior(prior)
+    model = model.to(device)
     net = distributed.wrap(model, ctx)  # shares its parameters with `model` (net.module)
     model = getattr(net, "module", net)
     class_weights = torch.tensor(cfg.class_weights, dtype=torch.float32, device=device)
@@ -125,7 +133,7 @@ def train_fold(fold: int, train_set: StudyCrops, val_set: StudyCrops, model_cfg:
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             with torch.autocast(device.type, enabled=amp):
                 logits = net(x)
-            loss, batch_loss, batch_n = _batch_loss(logits, y, class_weights, ctx)
+            loss, step_loss, batch_n = _batch_loss(logits, y, class_weights, ctx, cfg.loss)
             optimizer.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             if cfg.grad_clip > 0:
@@ -134,12 +142,12 @@ def train_fold(fold: int, train_set: StudyCrops, val_set: StudyCrops, model_cfg:
             scaler.step(optimizer)
             scaler.update()
             scheduler.step(epoch + (i + 1) / n_batches)
-            total += batch_loss * batch_n
+            total += step_loss * batch_n
             count += batch_n
         total = float(distributed.all_reduce_sum(torch.tensor([total], dtype=torch.float64, device=device), ctx))
         stop = False
         if ctx.is_main:
-            probs, val = evaluate_fold(model, val_loader, val_set.labels, class_weights, device, amp)
+            probs, val = evaluate_fold(model, val_loader, val_set.labels, class_weights, device, amp, cfg.loss)
             row = {"epoch": epoch, "train_loss": total / max(count, 1), **val, "lr": lr}
             history.append(row)
             key = val["score"] if math.isfinite(val["score"]) else val["val_loss"]
@@ -158,26 +166,34 @@ def train_fold(fold: int, train_set: StudyCrops, val_set: StudyCrops, model_cfg:
         return None
     assert best is not None  # epochs >= 1 and rank 0 validated every epoch
     if ctx.distributed:  # the plain architecture (no DDP wrapper, no synchronised BatchNorm)
-        model = create_model(model_cfg.name, in_chans, model_cfg.drop_rate)
+        model = build(model_cfg.name, cfg.layout, keys, model_cfg.drop_rate)
     model.load_state_dict(best[2])
     return FoldResult(fold, best[1], float(best[0]), model.cpu().eval(), best[3], history,
                       time.perf_counter() - start)
 
 
 def _batch_loss(logits: torch.Tensor, y: torch.Tensor, class_weights: torch.Tensor,
-                ctx: Context) -> tuple[torch.Tensor, float, int]:
+                ctx: Context, kind: str = "metric") -> tuple[torch.Tensor, float, int]:
     """(loss to backpropagate, the global batch's mean loss, the global batch's size).
 
-    One process: the weighted mean. DDP: this rank's weighted sum x world_size / the
-    global weight sum, so DDP's gradient average equals the one-process gradient.
+    One process: model.batch_loss (the mean over the loss terms of each term's weighted
+    mean). DDP: each term's local weighted sum x world_size / the term's global weight sum,
+    so DDP's gradient average equals the one-process gradient.
     """
+    sums, weights = loss_terms(logits, y, class_weights, kind)
     if not ctx.distributed:
-        loss = weighted_loss(logits, y, class_weights)
+        loss = _combine_global(sums, weights, 1)
         return loss, float(loss.detach()), len(y)
-    local_sum, local_weight = weighted_loss_sum(logits, y, class_weights)
-    stats = torch.stack([local_weight.detach().double(), torch.tensor(float(len(y)), dtype=torch.float64,
-                                                                      device=local_weight.device)])
-    weight, n = distributed.all_reduce_sum(stats, ctx).tolist()
-    loss = local_sum * (ctx.world_size / weight) if weight > 0 else local_sum * 0.0
+    stats = torch.cat([weights.detach().double(),
+                       torch.tensor([float(len(y))], dtype=torch.float64, device=weights.device)])
+    stats = distributed.all_reduce_sum(stats, ctx)
+    loss = _combine_global(sums, stats[:-1].to(sums.dtype), ctx.world_size)
     # the global mean, summed over ranks at the epoch's end: this rank's share
-    return loss, float(loss.detach()) / ctx.world_size, int(n)
+    return loss, float(loss.detach()) / ctx.world_size, int(stats[-1].item())
+
+
+def _combine_global(sums: torch.Tensor, global_weights: torch.Tensor, world_size: int) -> torch.Tensor:
+    has = global_weights > 0
+    if not bool(has.any()):
+        return sums.sum() * 0.0
+    return (sums[has] * world_size / global_weights[has]).sum() / has.sum()

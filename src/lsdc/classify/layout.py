@@ -35,7 +35,7 @@ import pandas as pd
 
 from lsdc import schema
 
-LAYOUTS: tuple[str, ...] = ("anatomical", "notebook")
+LAYOUTS: tuple[str, ...] = ("crops", "anatomical", "notebook")
 NOTEBOOK_SLICES = 5
 MID = "mid"  # side key of rows whose side is null (the canal)
 SIDE_ORDER = {"left": 0, "right": 1, MID: 2}
@@ -123,11 +123,52 @@ def notebook_layout(channels: list[Channel]) -> list[str]:
 
 
 def build_layout(name: str, channels: list[Channel]) -> list[str]:
-    if name == "anatomical":
+    """Channel keys of a layout; 'crops' reads the anatomical order (its model regroups
+    the channels into one stack per plane/level/side: lsdc.classify.crops)."""
+    if name in ("anatomical", "crops"):
         return anatomical_layout(channels)
     if name == "notebook":
         return notebook_layout(channels)
     raise ValueError(f"train.layout: unknown layout {name!r}; expected one of {LAYOUTS}")
+
+
+def mirror_permutation(keys: list[str]) -> tuple[np.ndarray, np.ndarray] | None:
+    """The left<->right mirror of a study as (source channel of each channel, flip (C,) bool);
+    None when the layout is not closed under the mirror (the notebook layout).
+
+    The mirror reflects the patient through the mid-sagittal plane: left and right crops
+    trade places (labels too: `mirror_labels`), on the sagittal planes the slice order
+    across the patient reverses (a (plane, level, side) group's i-th offset takes the
+    mirrored group's (n-1-i)-th; slices run left-right there) while the image is kept (a
+    sagittal image has no left-right axis), and on the axial plane each image is flipped
+    horizontally (left-right is the image's horizontal axis; the offsets run cranio-caudal
+    and keep their order).
+    """
+    channels = [parse_key(k) for k in keys]
+    groups: dict[tuple[str, str, str], list[int]] = {}
+    for i, ch in enumerate(channels):
+        groups.setdefault((ch.plane, ch.level, ch.side), []).append(i)
+    other = {"left": "right", "right": "left", MID: MID}
+    source = np.empty(len(keys), dtype=np.int64)
+    for (plane, level, side), idx in groups.items():
+        twin = groups.get((plane, level, other[side]))
+        if twin is None or len(twin) != len(idx):
+            return None
+        mine = sorted(idx, key=lambda i: (channels[i].offset, i))
+        theirs = sorted(twin, key=lambda i: (channels[i].offset, i))
+        if plane != "ax_t2":
+            theirs = theirs[::-1]
+        for a, b in zip(mine, theirs):
+            source[a] = b
+    flip = np.array([ch.plane == "ax_t2" for ch in channels])
+    return source, flip
+
+
+def mirror_labels() -> np.ndarray:
+    """(25,) index of each label's left<->right twin (the spinal labels map to themselves)."""
+    where = {(lab.family, lab.level, lab.side): j for j, lab in enumerate(schema.LABELS)}
+    other = {"left": "right", "right": "left", None: None}
+    return np.array([where[(lab.family, lab.level, other[lab.side])] for lab in schema.LABELS], dtype=np.int64)
 
 
 def assemble(index: pd.DataFrame, study_ids: np.ndarray, layout: list[str],

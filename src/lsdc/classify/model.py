@@ -7,6 +7,7 @@ grades); label j's grades are logits 3j, 3j+1, 3j+2.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from torch import nn
 
 from lsdc import schema
 from lsdc.classify import augment
+from lsdc.errors import UserError
 
 log = logging.getLogger(__name__)
 
@@ -27,17 +29,61 @@ CHECKPOINT_KEYS = ("state_dict", "model_name", "in_chans", "layout", "label_colu
 
 
 def create_model(name: str, in_chans: int, drop_rate: float = 0.0,
-                 weights: str | Path | None = None) -> nn.Module:
-    """timm model `name` with in_chans inputs and 75 logits; never downloads weights.
+                 weights: str | Path | None = None, pretrained: bool = False) -> nn.Module:
+    """A stacked-layout model: timm model `name` with in_chans inputs and 75 logits.
 
     `weights`: a local timm state_dict file to start from; its first convolution is
     adapted to in_chans (timm.models.adapt_input_conv) and a head of another size is
-    dropped.
+    dropped. `pretrained`: timm's own ImageNet weights (model.pretrained; downloads).
+    """
+    return timm_model(name, in_chans, N_LABELS * N_GRADES, drop_rate, weights, pretrained)
+
+
+def build(name: str, layout_name: str, keys: list[str], drop_rate: float = 0.0,
+          weights: str | Path | None = None, pretrained: bool = False) -> nn.Module:
+    """The model of a layout: CropNet for 'crops', else a stacked model over len(keys) channels."""
+    if layout_name == "crops":
+        from lsdc.classify import crops
+
+        return crops.create(name, keys, drop_rate, weights, pretrained)
+    return create_model(name, len(keys), drop_rate, weights, pretrained)
+
+
+def _offline() -> bool:
+    return any(os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on")
+               for v in ("HF_HUB_OFFLINE", "TIMM_OFFLINE", "LSDC_OFFLINE"))
+
+
+def check_pretrained(name: str, pretrained: bool, weights: str | Path | None) -> None:
+    """Fail before any work when model.pretrained cannot be honoured (both set, or offline)."""
+    if pretrained and weights:
+        raise ValueError("model.pretrained: true and model.weights are both set; pick one "
+                         "(pretrained downloads timm's ImageNet weights, weights reads a local file)")
+    if pretrained and _offline():
+        raise UserError(f"model.pretrained: true needs timm's ImageNet weights for {name!r}, but "
+                           "HF_HUB_OFFLINE is set (no downloads). Set model.pretrained: false, or put a "
+                           "local timm state_dict in model.weights")
+
+
+def timm_model(name: str, in_chans: int, num_classes: int, drop_rate: float = 0.0,
+               weights: str | Path | None = None, pretrained: bool = False) -> nn.Module:
+    """timm.create_model; weights are downloaded only with pretrained=True (model.pretrained).
+
+    With HF_HUB_OFFLINE=1 (or a failed download) a pretrained request stops at once with
+    a message naming model.pretrained and the local-file alternative model.weights.
     """
     import timm
 
-    model = timm.create_model(name, pretrained=False, in_chans=in_chans,
-                              num_classes=N_LABELS * N_GRADES, drop_rate=drop_rate)
+    check_pretrained(name, pretrained, weights)
+    try:
+        model = timm.create_model(name, pretrained=pretrained, in_chans=in_chans,
+                                  num_classes=num_classes, drop_rate=drop_rate)
+    except Exception as e:
+        if not pretrained:
+            raise
+        raise UserError(f"model.pretrained: true: could not get timm's ImageNet weights for {name!r} "
+                           f"({type(e).__name__}: {str(e)[:200]}). Without internet set model.pretrained: "
+                           "false and put a local timm state_dict in model.weights") from None
     if weights:
         _load_weights(model, Path(weights), in_chans)
     return model
@@ -95,6 +141,69 @@ def weighted_loss_sum(logits: torch.Tensor, labels: torch.Tensor,
     return total, weights[target[graded]].sum()
 
 
+LOSSES: tuple[str, ...] = ("metric", "cells")
+FAMILY_MASKS = {fam: torch.tensor([lab.family == fam for lab in schema.LABELS]) for fam in ("spinal", "foraminal",
+                                                                                           "subarticular")}
+SEVERE_CLAMP = 1e-6  # p(any severe) kept in [this, 1 - this] inside the BCE
+
+
+def loss_terms(logits: torch.Tensor, labels: torch.Tensor, class_weights: torch.Tensor,
+               kind: str = "metric") -> tuple[torch.Tensor, torch.Tensor]:
+    """(per-term weighted loss sums, per-term weight sums) of a batch; the loss is
+    sum_t sums[t] / weights[t] over the terms with weight, divided by their number
+    (`combine`), so under DDP each term is normalised by its global weight sum.
+
+    kind 'metric' (train.loss): the competition metric's four terms, each its own
+    weighted mean so each weighs the same whatever its number of cells: cross-entropy
+    over the spinal, foraminal and subarticular cells with the grade weights
+    (class_weights, the metric's 1/2/4), and the auxiliary any_severe_spinal BCE (p = the
+    largest spinal Severe probability, label = any graded spinal level Severe, weight by
+    the worst spinal grade). kind 'cells': one term, every graded cell alike (the
+    stacked model's original loss; = weighted_loss).
+    """
+    g = grade_logits(logits).float()
+    target = labels.reshape(g.shape[0], N_LABELS)
+    weights = class_weights.to(g.device).float()
+    if kind == "cells":
+        return tuple(t.reshape(1) for t in weighted_loss_sum(logits, labels, class_weights))
+    if kind != "metric":
+        raise ValueError(f"train.loss: unknown loss {kind!r}; expected one of {LOSSES}")
+    sums, wsums = [], []
+    for mask in FAMILY_MASKS.values():
+        cols = mask.to(g.device)
+        y = target[:, cols].reshape(-1)
+        flat = g[:, cols].reshape(-1, N_GRADES)
+        graded = y != schema.IGNORE_INDEX
+        sums.append(F.cross_entropy(flat, y, weight=weights, ignore_index=schema.IGNORE_INDEX, reduction="sum"))
+        wsums.append(weights[y[graded]].sum())
+    spinal = FAMILY_MASKS["spinal"].to(g.device)
+    y_sp = target[:, spinal]
+    scored = (y_sp != schema.IGNORE_INDEX).any(dim=1)
+    log_severe = torch.log_softmax(g[:, spinal], dim=-1)[..., 2].amax(dim=1)  # log of the largest P(Severe)
+    p = log_severe.exp().clamp(SEVERE_CLAMP, 1 - SEVERE_CLAMP)
+    worst = y_sp.amax(dim=1).clamp(min=0)
+    is_severe = (worst == 2).float()
+    bce = -(is_severe * torch.log(p) + (1 - is_severe) * torch.log1p(-p))
+    w = weights[worst] * scored.float()
+    sums.append((w * bce).sum())
+    wsums.append(w.sum())
+    return torch.stack(sums), torch.stack(wsums)
+
+
+def combine(sums: torch.Tensor, weight_sums: torch.Tensor) -> torch.Tensor:
+    """Mean over the terms with weight of sum / weight; 0 (with a graph) when none has any."""
+    has = weight_sums > 0
+    if not bool(has.any()):
+        return sums.sum() * 0.0
+    return (sums[has] / weight_sums[has]).sum() / has.sum()
+
+
+def batch_loss(logits: torch.Tensor, labels: torch.Tensor, class_weights: torch.Tensor,
+               kind: str = "metric") -> torch.Tensor:
+    """The training loss of one batch on one process (see loss_terms)."""
+    return combine(*loss_terms(logits, labels, class_weights, kind))
+
+
 def make_checkpoint(model: nn.Module, model_name: str, layout: list[str], roi_size: int,
                     params_flat: Mapping[str, Any], **extra: Any) -> dict[str, Any]:
     """The checkpoint dict of docs/data_formats.md (plain values only: weights_only loadable).
@@ -138,7 +247,8 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 
 
 def model_from_checkpoint(ckpt: Mapping[str, Any]) -> nn.Module:
-    model = create_model(ckpt["model_name"], int(ckpt["in_chans"]))
+    """The checkpoint's architecture (its own layout name and channel keys) with its weights."""
+    model = build(ckpt["model_name"], str(ckpt.get("layout_name", "anatomical")), list(ckpt["layout"]))
     model.load_state_dict(ckpt["state_dict"])
     return model.eval()
 

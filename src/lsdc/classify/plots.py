@@ -26,10 +26,20 @@ CONDITION_COLUMNS = {
 }
 
 
+# short row / panel labels: the full RSNA condition names do not fit beside a heatmap
+SHORT_CONDITION = {
+    "Spinal Canal Stenosis": "Spinal canal",
+    "Left Neural Foraminal Narrowing": "Left foraminal",
+    "Right Neural Foraminal Narrowing": "Right foraminal",
+    "Left Subarticular Stenosis": "Left subarticular",
+    "Right Subarticular Stenosis": "Right subarticular",
+}
+
+
 def _save(fig, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, bbox_inches="tight")  # nothing cut off, whatever the label lengths
     plt.close(fig)
     return path
 
@@ -85,18 +95,23 @@ def plot_training_curves(curves: dict[int, pd.DataFrame], path: Path, prior_scor
 
 
 def plot_accuracy_heatmap(labels: np.ndarray, probs: np.ndarray, path: Path) -> Path:
+    return _save(accuracy_heatmap_figure(labels, probs), path)
+
+
+def accuracy_heatmap_figure(labels: np.ndarray, probs: np.ndarray):
     grid = accuracy_grid(labels, probs)
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = plt.subplots(figsize=(8, 4.5))
     im = ax.imshow(grid, vmin=0, vmax=1, cmap="viridis")
     ax.set_xticks(range(len(schema.LEVELS)), schema.LEVELS)
-    ax.set_yticks(range(len(schema.CONDITIONS)), schema.CONDITIONS)
+    ax.set_yticks(range(len(schema.CONDITIONS)), [SHORT_CONDITION[c] for c in schema.CONDITIONS])
     for i in range(grid.shape[0]):
         for j in range(grid.shape[1]):
             text = "n/a" if np.isnan(grid[i, j]) else f"{grid[i, j]:.2f}"
             ax.text(j, i, text, ha="center", va="center", color="w" if grid[i, j] < 0.6 else "k")
     fig.colorbar(im, ax=ax, label="accuracy")
     ax.set_title("Out-of-fold accuracy per condition and level")
-    return _save(fig, path)
+    fig.tight_layout()
+    return fig
 
 
 def plot_roc(labels: np.ndarray, probs: np.ndarray, path: Path) -> Path:
@@ -112,7 +127,7 @@ def plot_roc(labels: np.ndarray, probs: np.ndarray, path: Path) -> Path:
                 auc = roc_auc_score(positive, p[keep, k])
                 ax.plot(fpr, tpr, label=f"{grade} (AUC {auc:.2f})")
         ax.plot([0, 1], [0, 1], color="grey", ls=":")
-        ax.set_title(cond, fontsize=9)
+        ax.set_title(SHORT_CONDITION[cond], fontsize=9)
         ax.set_xlabel("false positive rate")
         ax.set_ylabel("true positive rate")
         ax.legend(fontsize=7, loc="lower right")
@@ -132,7 +147,7 @@ def plot_confusion(labels: np.ndarray, probs: np.ndarray, path: Path) -> Path:
         ax.set_yticks(range(3), short)
         ax.set_xlabel("predicted")
         ax.set_ylabel("true")
-        ax.set_title(cond, fontsize=9)
+        ax.set_title(SHORT_CONDITION[cond], fontsize=9)
     return _save(fig, path)
 
 

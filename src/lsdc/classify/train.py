@@ -30,7 +30,7 @@ from lsdc import paths as lsdc_paths
 from lsdc.classify import augment, data, distributed, layout
 from lsdc.classify import oof as oof_table
 from lsdc.classify.engine import CSV_COLUMNS, train_fold
-from lsdc.classify.model import make_checkpoint
+from lsdc.classify.model import check_pretrained, make_checkpoint
 from lsdc.params import Params
 from lsdc.rois import INDEX_FILE
 
@@ -68,6 +68,7 @@ def _no_run(*_: Any, **__: Any) -> Iterator[None]:
 def _run(params: Params, paths: Paths, ctx: distributed.Context) -> dict[str, Any]:
     start = time.perf_counter()
     main = ctx.is_main
+    check_pretrained(params.model.name, params.model.pretrained, params.model.weights)  # before any work
     store = data.load_store(paths.rois_dir)
     labels = data.load_labels(paths.labels)
     folds = data.load_folds(paths.folds)
@@ -100,8 +101,8 @@ def _run(params: Params, paths: Paths, ctx: distributed.Context) -> dict[str, An
             is_val = fold_of == k
             transform = augment.build_augment(params.train.aug, seed=params.seed + k)
             train_set = data.StudyCrops(store.crops, rows[~is_val], present[~is_val], y[~is_val], transform,
-                                        seed=params.seed + k)
-            val_set = data.StudyCrops(store.crops, rows[is_val], present[is_val], y[is_val])
+                                        seed=params.seed + k, keys=keys, swap_p=params.train.aug.swap_p)
+            val_set = data.StudyCrops(store.crops, rows[is_val], present[is_val], y[is_val], keys=keys)
             with stage_run(STAGE, params, run_name=f"fold_{k}", nested=True, tags={"fold": str(k)}):
                 curve_path = paths.curves / f"fold_{k}.csv"
 

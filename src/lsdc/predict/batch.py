@@ -8,7 +8,8 @@ each row summing to 1), data/processed/submission_notes.csv (studies lacking a s
 crops, with the reason and the labels that fell back to the prior) and metrics/test.json:
 counts, and when `${data.root}/test_labels.csv` exists (synthetic data) the competition
 score of the submission, of the constant training prior and of the oracle
-(test_oracle.csv), and the normalised skill (prior - model) / (prior - oracle).
+(test_oracle.csv), and the normalised skill (prior - model) / (prior - oracle) with its
+bootstrap 95 % interval over the test studies (metrics.bootstrap_skill, fixed seed).
 """
 
 from __future__ import annotations
@@ -105,9 +106,13 @@ def score(root: Path, frame: pd.DataFrame, prior: ensemble.Prior) -> dict[str, A
     out["constant_prior"] = metrics.competition_score(labels, constant).as_dict()
     oracle_path = root / schema.TEST_ORACLE_CSV
     if oracle_path.is_file():
-        out["oracle"] = metrics.score_frames(solution, pd.read_csv(oracle_path)).as_dict()
-        base, gap = out["constant_prior"]["total"], out["constant_prior"]["total"] - out["oracle"]["total"]
-        out["normalised_skill"] = (base - out["model"]["total"]) / gap if gap else float("nan")
+        oracle = metrics.probs_from_submission(pd.read_csv(oracle_path), study_ids)
+        out["oracle"] = metrics.competition_score(labels, oracle).as_dict()
+        model = metrics.probs_from_submission(frame, study_ids)
+        boot = metrics.bootstrap_skill(labels, model, constant, oracle)
+        out["normalised_skill"] = boot["skill"]
+        out["skill_ci95"] = {"low": boot["low"], "high": boot["high"]}
+        out["skill_bootstrap"] = {"se": boot["se"], "n_boot": boot["n_boot"], "seed": metrics.BOOTSTRAP_SEED}
     return out
 
 

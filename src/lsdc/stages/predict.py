@@ -41,6 +41,7 @@ def main(params: Params, args: argparse.Namespace) -> int:
     summary = {k: result.get(k) for k in ("n_studies", "studies_with_notes", "labels_from_prior")}
     if result.get("scored"):
         summary.update(model=result["model"]["total"], constant_prior=result["constant_prior"]["total"],
-                       oracle=result.get("oracle", {}).get("total"), normalised_skill=result.get("normalised_skill"))
+                       oracle=result.get("oracle", {}).get("total"), normalised_skill=result.get("normalised_skill"),
+                       skill_ci95=result.get("skill_ci95"))
     print(json.dumps(jsonio.finite(summary)))
     return 0

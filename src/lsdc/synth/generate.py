@@ -30,7 +30,8 @@ IMAGES_DIR = {"train": schema.TRAIN_IMAGES, "test": schema.TEST_IMAGES}
 SERIES_CSV = {"train": schema.TRAIN_SERIES_CSV, "test": schema.TEST_SERIES_CSV}
 SERIES_SLOTS = 8  # series ids reserved per study
 OUTPUTS = (schema.TRAIN_IMAGES, schema.TEST_IMAGES, schema.TRAIN_CSV, schema.COORDS_CSV, schema.TRAIN_SERIES_CSV,
-           schema.TEST_SERIES_CSV, schema.SAMPLE_SUBMISSION_CSV, schema.TEST_LABELS_CSV, schema.TEST_ORACLE_CSV)
+           schema.TEST_SERIES_CSV, schema.SAMPLE_SUBMISSION_CSV, schema.TEST_LABELS_CSV, schema.TEST_ORACLE_CSV,
+           schema.TRAIN_ORACLE_CSV)
 CONSTANT_PRIOR_PSEUDOCOUNT = 0.5  # keeps grades unseen in a small train split from probability 0
 
 
@@ -288,6 +289,9 @@ def generate(synth: Synth, out_dir: str | Path, workers: int = 0, progress: bool
                                                   float_format="%.6f")
     oracle = labels.oracle_probs(draws["test"].latent, synth.reader_noise)
     submission_frame(ids["test"], oracle).to_csv(out_dir / schema.TEST_ORACLE_CSV, index=False)
+    # the train split's oracle: the ceiling of the out-of-fold score (evaluate's normalised skill)
+    train_oracle = labels.oracle_probs(draws["train"].latent, synth.reader_noise)
+    submission_frame(ids["train"], train_oracle).to_csv(out_dir / schema.TRAIN_ORACLE_CSV, index=False)
 
     prior = metrics.best_constant_prior(draws["train"].grades, pseudocount=CONSTANT_PRIOR_PSEUDOCOUNT)
     test_grades = draws["test"].grades
@@ -303,6 +307,7 @@ def generate(synth: Synth, out_dir: str | Path, workers: int = 0, progress: bool
     }
     summary["train"]["coordinate_rows"] = len(coords)
     summary["score_oracle"] = metrics.competition_score(test_grades, oracle).as_dict()
+    summary["score_oracle_train"] = metrics.competition_score(draws["train"].grades, train_oracle).as_dict()
     summary["score_constant_prior"] = metrics.competition_score(
         test_grades, metrics.prior_probs(prior, n_test)).as_dict()
     summary["score_uniform"] = metrics.competition_score(test_grades, uniform).as_dict()
