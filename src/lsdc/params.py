@@ -94,7 +94,7 @@ class DetectTrain:
     width_multiple: float = 0.125
     depth_multiple: float = 0.33
     weights: str | None = None
-    epochs: int = 12
+    epochs: int = 15
     batch: int = 8
     optimizer: str = "AdamW"
     lr0: float = 0.002
@@ -102,7 +102,7 @@ class DetectTrain:
     warmup_epochs: float = 1.0
     weight_decay: float = 0.0005
     mosaic: float = 1.0
-    close_mosaic: int = 4
+    close_mosaic: int = 5
     fliplr: float = 0.0
     degrees: float = 5.0
     scale: float = 0.2
