@@ -174,3 +174,11 @@ def test_phantom_block_renders_real_vs_phantom_from_synth_details(tmp_path):
     assert "| neighbouring canal points, mm | p1 / p50 | 20.7 / 33.4 | 21.0 / 33.0 |" in block
     assert "| bend L1/L2→L2/L3 vs L4/L5→L5/S1, degrees | p95 | 51.2 | 52.7 |" in block
     assert "No shape figures" in report.phantom_block(tmp_path / "empty")
+
+
+def test_runtime_block_names_the_applied_experiment():
+    runtime = {"stages": {"synth": 96.0, "train_classifier": 400.0}, "total_s": 496.0, "git_commit": None,
+               "from_experiment": {"crops-e20": ["train_classifier"]}}
+    block = report.runtime_block(runtime)
+    assert "| `train_classifier` | 6 min 40 s |" in block
+    assert "`train_classifier`: the run of `dvc exp` `crops-e20`" in block

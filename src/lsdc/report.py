@@ -227,6 +227,9 @@ def runtime_block(runtime: Mapping[str, Any] | None) -> str:
     lines.insert(0, f"Recorded by MLflow for the last default `dvc repro`"
                     f"{f' (commit {commit[:10]})' if commit else ''}; "
                     "`metrics/runtime.json` holds the seconds.\n")
+    for name, stages in (runtime.get("from_experiment") or {}).items():
+        lines.append(f"\n{', '.join(f'`{s}`' for s in stages)}: the run of `dvc exp` `{name}`, "
+                     "applied to the workspace (its outputs are the committed ones).")
     return "\n".join(lines)
 
 
@@ -312,8 +315,9 @@ def pipeline_stages(dvc_yaml: Path = DVC_YAML, params_yaml: Path = PARAMS_YAML) 
     return names
 
 
-def timings(tracking_uri: str, stages: list[str], experiment: str) -> dict[str, Any]:
-    """Seconds of the latest finished top-level run of each stage (runs of `dvc exp` left out)."""
+def timings(tracking_uri: str, stages: list[str], experiment: str, applied: str | None = None) -> dict[str, Any]:
+    """Seconds of the latest finished top-level run of each stage (runs of `dvc exp` left out,
+    except those of the experiment `applied` to the workspace: its runs made the outputs)."""
     import mlflow
 
     client = mlflow.MlflowClient(tracking_uri=tracking_uri)
@@ -327,7 +331,7 @@ def timings(tracking_uri: str, stages: list[str], experiment: str) -> dict[str, 
         tags = run.data.tags
         stage = tags.get("stage")
         if (stage in stages and stage not in latest and "mlflow.parentRunId" not in tags
-                and "dvc_exp_name" not in tags and run.info.end_time):
+                and tags.get("dvc_exp_name", applied) == applied and run.info.end_time):
             latest[stage] = run
     missing = [s for s in stages if s not in latest]
     if missing:
@@ -335,8 +339,10 @@ def timings(tracking_uri: str, stages: list[str], experiment: str) -> dict[str, 
     seconds = {s: round((latest[s].info.end_time - latest[s].info.start_time) / 1000, 1)
                for s in stages if s in latest}
     commits = sorted({latest[s].data.tags.get("git_commit", "") for s in seconds} - {""})
+    from_exp = sorted(s for s in seconds if latest[s].data.tags.get("dvc_exp_name"))
     return {"stages": seconds, "total_s": round(sum(seconds.values()), 1),
-            "git_commit": commits[0] if len(commits) == 1 else None, "missing": missing}
+            "git_commit": commits[0] if len(commits) == 1 else None, "missing": missing,
+            **({"from_experiment": {applied: from_exp}} if from_exp else {})}
 
 
 # ---------------------------------------------------------------- command

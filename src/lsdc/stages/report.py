@@ -16,6 +16,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="exit 1 with a diff when README.md differs from what the files say")
     parser.add_argument("--timings", action="store_true",
                         help="first write metrics/runtime.json from the MLflow store (tracking.uri)")
+    parser.add_argument("--applied-exp", default=None, metavar="NAME",
+                        help="with --timings: the `dvc exp apply`-ed experiment whose stage runs made the outputs")
     parser.add_argument("--readme", type=Path, default=paths.README, help="README to rewrite or check")
     parser.add_argument("--metrics-dir", type=Path, default=paths.METRICS_DIR, help="metrics folder")
 
@@ -27,7 +29,7 @@ def main(params: Params, args: argparse.Namespace) -> int:
         from lsdc import tracking
 
         found = timings(tracking.resolve_uri(params.tracking.uri), pipeline_stages(),
-                        params.tracking.experiment)
+                        params.tracking.experiment, args.applied_exp)
         jsonio.write_json(runtime_file, found)
         print(f"wrote {runtime_file}: {len(found['stages'])} stages, {found['total_s']:.0f} s in all")
     old = args.readme.read_text(encoding="utf-8")
