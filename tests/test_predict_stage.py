@@ -152,7 +152,11 @@ def test_main_logs_an_mlflow_run_and_prints_the_scores(run, tmp_path, monkeypatc
     assert cli.run_stage("predict", run.params, args) == 0
     printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert printed["model"] == pytest.approx(run.result["model"]["total"])
-    assert pd.read_csv(tmp_path / "s.csv").equals(pd.read_csv(run.paths.submission))
+    # the same submission as the fixture's run; in-process re-runs may differ in the last float
+    # bits (torch CPU kernels in another thread state), the pipeline's byte-identity is tested on
+    # whole stage processes in test_reproducibility
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / "s.csv"), pd.read_csv(run.paths.submission),
+                                  check_exact=False, rtol=1e-5, atol=1e-7)
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
     runs = mlflow.search_runs(experiment_names=[run.params.tracking.experiment])
     assert runs["tags.stage"].tolist() == ["predict"]
