@@ -96,3 +96,25 @@ def test_sag_t1_slice_side_is_the_annotated_side_not_the_series_median_guess():
     images, _ = build_tables(coords, instances, folds, "sag_t1", p)
     # instance 2 lies right of the median (x -10) but its reader annotated left foramina
     assert images.set_index("instance_number")["slice_side"].to_dict() == {2: "left", 4: "right"}
+
+
+def test_a_mirrored_series_is_exported_turned_back_with_its_labels(tmp_path):
+    """Study 2003 is stored mirrored: its PNG and its labels are those of the same anatomy
+    stored the usual way (lsdc.orientation), so the detector learns one orientation."""
+    root, index, folds = write_index(tmp_path, n_studies=4, mirrored=(3,))
+    plain_root, plain_index, _ = write_index(tmp_path / "plain", n_studies=4)
+    out, plain = tmp_path / "yolo", tmp_path / "plain_yolo"
+    export_plane("sag_t2", _params(root), index, folds, out)
+    export_plane("sag_t2", _params(plain_root), plain_index, folds, plain)
+    images = pd.read_parquet(out / "images.parquet").set_index("study_id")
+    assert images.loc[2003, "flipped_cols"] and not images.loc[2002, "flipped_cols"]
+    assert not images[["transposed", "flipped_rows"]].any().any()
+    stem, split = images.loc[2003, "stem"], images.loc[2003, "split"]
+    mirrored_coords = pd.read_parquet(index / "coords.parquet").query("study_id == 2003")
+    plain_coords = pd.read_parquet(plain_index / "coords.parquet").query("study_id == 2003")
+    np.testing.assert_allclose(mirrored_coords["x"], COLS - 1 - plain_coords["x"])  # stored mirrored
+    assert (out / "labels" / split / f"{stem}.txt").read_text() == (plain / "labels" / split / f"{stem}.txt").read_text()
+    got = pd.read_parquet(out / "points.parquet").query("stem == @stem").sort_values("level")
+    np.testing.assert_allclose(got["x"], plain_coords.sort_values("level")["x"], atol=1e-9)
+    png = [cv2.imread(str(d / "images" / split / f"{stem}.png"), cv2.IMREAD_GRAYSCALE) for d in (out, plain)]
+    np.testing.assert_array_equal(png[0], png[1])

@@ -120,7 +120,6 @@ def test_mirror_kind_from_orientation():
                                                         map(float, v)))} for s, v in iop.items()])
     assert naming_eval.mirror_kind(images, instances).to_dict() == {
         "u": "not_mirrored", "r": "mirrored_row", "c": "mirrored_col"}
-    assert naming_eval.larger_column_left(images, instances).to_dict() == {"u": True, "r": False, "c": True}
 
 
 # ---------------------------------------------------------------- the README block

@@ -189,3 +189,33 @@ def test_a_guessed_level_is_never_used_as_if_known():
         locs: dict = {}
         study._sagittal(loaded, _GuessingT2(status), Params(), "anatomy", locs)
         assert {locs[("sag_t2", lv, None)].source for lv in schema.LEVELS} == {want}
+
+
+def test_mirrored_and_upside_down_axial_dicom_series_load_turned_back(tmp_path):
+    """The same anatomy stored three ways (usual, row direction -x, column direction -y)
+    loads as the same image with the same geometry (lsdc.orientation), so the detector
+    sees it the way it learnt."""
+    from lsdc.rois.series import load_series
+    from rsna_layout import write_slice
+
+    yy, xx = np.mgrid[:SIZE, :SIZE]
+    pixels = (10 * xx + 3 * yy).astype(np.uint16)  # brighter towards patient left, less towards posterior
+    pixels[10:20, 40:50] = 4000  # a bright mark in the patient-left, anterior quadrant
+    loaded = {}
+    for kind in ("usual", "row", "col"):
+        g = _axial(0.0, 0.0)
+        img = pixels
+        if kind == "row":
+            g, img = SliceGeometry(g.ipp + (SIZE - 1) * g.row_dir, -g.row_dir, g.col_dir, *SP, SIZE, SIZE), pixels[:, ::-1]
+        if kind == "col":
+            g, img = SliceGeometry(g.ipp + (SIZE - 1) * g.col_dir, g.row_dir, -g.col_dir, *SP, SIZE, SIZE), pixels[::-1]
+        f = write_slice(tmp_path / f"{kind}/1.dcm", rows=SIZE, cols=SIZE, ipp=g.ipp, iop=(*g.row_dir, *g.col_dir),
+                        spacing=SP, pixels=np.ascontiguousarray(img), description="Axial T2")
+        loaded[kind] = load_series(tmp_path, 1, "ax_t2", [str(f.relative_to(tmp_path))])
+    usual = loaded["usual"]
+    assert usual.images[0][12, 42] == 255 and usual.images[0][40, 20] < 128
+    for kind in ("row", "col"):
+        s = loaded[kind]
+        np.testing.assert_array_equal(s.images[0], usual.images[0])
+        np.testing.assert_allclose(s.geoms[0].to_patient(42, 12), usual.geoms[0].to_patient(42, 12), atol=1e-9)
+        assert dicom.larger_column_is_left(s.geoms[0]) is True

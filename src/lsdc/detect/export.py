@@ -12,7 +12,11 @@ Writes data/interim/yolo/<plane>/:
                  pixel spacing, slice_side (sagittal: side of the midline the slice is on; sag_t1: the side
                  annotated on it, else the side of the series' median slice)
   points.parquet one row per annotated point: stem, condition, level, side, x, y (px of
-                 the original slice), class
+                 the slice at its original size, in the canonical orientation), class
+Slices are exported in the canonical orientation of lsdc.orientation (a mirrored series is
+turned back), as ROI extraction shows them to the detector; images.parquet's rows, cols and
+pixel spacing are those of the turned slice, and its columns transposed, flipped_rows and
+flipped_cols say how it was turned.
   export.json    counts
 """
 
@@ -29,12 +33,14 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from lsdc import dicom, index, schema
+from lsdc import dicom, index, orientation, schema
 from lsdc.detect import labels as lab
 from lsdc.folds import load_folds
 from lsdc.params import Params
 
 log = logging.getLogger(__name__)
+
+TURN_COLUMNS = ("transposed", "flipped_rows", "flipped_cols")  # images.parquet: the slice's lsdc.orientation.Steps
 
 
 
@@ -73,11 +79,12 @@ def _export_series(task: dict) -> list[str]:
     images = dicom.normalise_uint8(series.slices)
     by_instance = {h.instance_number: img for h, img in zip(series.headers, images)}
     out, written = Path(task["out"]), []
-    for stem, instance, split, text in task["slices"]:
+    for stem, instance, split, text, turn in task["slices"]:
         img = by_instance.get(instance)
         if img is None:
             log.warning("%s: instance %s not readable, skipped", task["series_dir"], instance)
             continue
+        img = orientation.apply_image(img, orientation.Steps(*turn))
         cv2.imwrite(str(out / "images" / split / f"{stem}.png"), _resize(img, task["imgsz"]))
         (out / "labels" / split / f"{stem}.txt").write_text(text)
         written.append(stem)
@@ -111,6 +118,25 @@ def complete_points(pts: pd.DataFrame, max_slices: int, same_level: bool = False
     return pd.concat([pts, cand[pts.columns]], ignore_index=True)
 
 
+def to_canonical(pts: pd.DataFrame, instances: pd.DataFrame, plane: str) -> pd.DataFrame:
+    """Points, image size and pixel spacing in the canonical orientation of their slice
+    (lsdc.orientation: what ROI extraction shows the detector), plus the slice's `turn`
+    (transpose, flip rows, flip cols) that the exported PNG gets."""
+    key = ["study_id", "series_id", "instance_number"]
+    geo = instances.drop_duplicates(key).set_index(key)
+    steps = {k: orientation.canonical_steps(dicom.SliceGeometry.from_instance_row(r._asdict()), plane)
+             for k, r in zip(geo.index, geo.itertuples(index=False))}
+    turn = [steps.get(k, orientation.NONE) for k in zip(*(pts[c] for c in key))]
+    pts = pts.copy()
+    xy = [orientation.apply_xy(x, y, t, r, c) for x, y, t, r, c in zip(pts["x"], pts["y"], turn, pts["rows"], pts["cols"])]
+    pts["x"], pts["y"] = [float(a) for a, _ in xy], [float(b) for _, b in xy]
+    tr = np.array([t.transpose for t in turn], bool)
+    for a, b in (("rows", "cols"), ("pixel_spacing_row", "pixel_spacing_col")):
+        pts[a], pts[b] = np.where(tr, pts[b], pts[a]), np.where(tr, pts[a], pts[b])
+    pts["turn"] = [(t.transpose, t.flip_rows, t.flip_cols) for t in turn]
+    return pts
+
+
 def build_tables(
     coords: pd.DataFrame, instances: pd.DataFrame, folds: pd.DataFrame, plane: str, p: Params
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -125,6 +151,7 @@ def build_tables(
     inst = instances.assign(slice_side=slice_sides(instances))
     key = ["study_id", "series_id", "instance_number"]
     pts = pts.merge(inst[key + ["path", "slice_side", "spatial_rank"]], on=key, how="inner")
+    pts = to_canonical(pts, inst, plane)
     pts["split"] = np.where(pts["fold"] == p.detect.export.val_fold, "val", "train")
     pts["stem"] = [f"{s}_{r}_{i}" for s, r, i in zip(pts["study_id"], pts["series_id"], pts["instance_number"])]
     pts["completed"] = False
@@ -141,7 +168,7 @@ def build_tables(
         .agg(split=("split", "first"), study_id=("study_id", "first"), series_id=("series_id", "first"),
              instance_number=("instance_number", "first"), rows=("rows", "first"), cols=("cols", "first"),
              pixel_spacing_row=("pixel_spacing_row", "first"), pixel_spacing_col=("pixel_spacing_col", "first"),
-             slice_side=("slice_side", "first"), path=("path", "first"))
+             slice_side=("slice_side", "first"), path=("path", "first"), turn=("turn", "first"))
         .reset_index()
     )
     points = pts[["stem", "split", "condition", "level", "side", "x", "y", "class", "completed"]].reset_index(drop=True)
@@ -173,7 +200,8 @@ def export_plane(plane: str, p: Params, index_dir: Path, folds_path: Path, out: 
     tasks = []
     all_paths = instances.groupby("series_id")["path"].apply(list)
     for series_id, group in images.groupby("series_id"):
-        slices = [(r.stem, r.instance_number, r.split, label_text(pts_by_stem[r.stem], r._asdict(), box_mm))
+        slices = [(r.stem, r.instance_number, r.split, label_text(pts_by_stem[r.stem], r._asdict(), box_mm),
+                   r.turn)
                   for r in group.itertuples()]
         tasks.append({"root": p.data.root, "paths": all_paths[series_id], "slices": slices,
                       "out": str(out), "imgsz": p.detect.export.imgsz, "series_dir": f"series {series_id}"})
@@ -186,6 +214,8 @@ def export_plane(plane: str, p: Params, index_dir: Path, folds_path: Path, out: 
         for task in tasks:
             written.update(_export_series(task))
     images = images[images["stem"].isin(written)].drop(columns="path")
+    images = images.assign(**{c: [bool(t[k]) for t in images["turn"]] for k, c in enumerate(TURN_COLUMNS)}
+                           ).drop(columns="turn")
     points = points[points["stem"].isin(written)]
     images.to_parquet(out / "images.parquet", index=False)
     points.to_parquet(out / "points.parquet", index=False)

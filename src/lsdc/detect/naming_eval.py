@@ -17,8 +17,8 @@ and measures:
   counted apart as slices_side_wrong); a silent shift is a point
   named with a level while it sits within `within_mm` of the true point of another level
   (and of none of its own) on a slice whose status is 'ok'.
-- sides: the axial detector's left/right, taken from ImageOrientationPatient (the row
-  direction's x component, lsdc.dicom.larger_column_is_left) -> share of subarticular
+- sides: the axial detector's left/right on slices turned to the viewer's orientation
+  from their ImageOrientationPatient (lsdc.orientation, as everywhere) -> share of subarticular
   points whose nearest detection (within `within_mm`) has the right side, on series
   mirrored by their row direction, by their column direction, and not mirrored.
 
@@ -40,9 +40,9 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 
-from lsdc import dicom, index, schema
+from lsdc import index, orientation, schema
 from lsdc.detect import evaluate as det_eval
-from lsdc.detect import infer, naming_check
+from lsdc.detect import export, infer, naming_check
 from lsdc.params import Detect, Params
 
 log = logging.getLogger(__name__)
@@ -181,8 +181,11 @@ def _truth(images: pd.DataFrame, points: pd.DataFrame, coords: pd.DataFrame, pla
         t = points[["stem", "level", "side", "x", "y"]]
     else:
         cond = points.drop_duplicates("stem")[["stem", "condition"]]
-        t = images[["stem", "series_id"]].merge(cond, on="stem").merge(
-            coords[["series_id", "condition", "level", "x", "y"]], on=["series_id", "condition"])
+        t = images[["stem", "series_id", *export.TURN_COLUMNS]].merge(cond, on="stem").merge(
+            coords[["series_id", "condition", "level", "x", "y", "rows", "cols"]], on=["series_id", "condition"])
+        xy = [orientation.apply_xy(r.x, r.y, orientation.Steps(r.transposed, r.flipped_rows, r.flipped_cols),
+                                   r.rows, r.cols) for r in t.itertuples()]
+        t = t.assign(x=[float(a) for a, _ in xy], y=[float(b) for _, b in xy])
         t = t.assign(side=[None if plane == "sag_t2" else ("left" if c.startswith("Left") else "right")
                            for c in t["condition"]])[["stem", "level", "side", "x", "y"]]
     position = pd.Series(np.arange(len(images)), index=images["stem"].to_numpy())
@@ -192,11 +195,10 @@ def _truth(images: pd.DataFrame, points: pd.DataFrame, coords: pd.DataFrame, pla
                          "x": t["x"].to_numpy(float) * s, "y": t["y"].to_numpy(float) * s})
 
 
-def detect_plane(source: BoxSource, yolo_dir: Path, plane: str, cfg: Detect, coords: pd.DataFrame,
-                 instances: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """(images, annotated points incl. completed ones, named points in original px) of one
-    exported plane; axial sides are swapped where the slice's IOP says the larger column is
-    patient right (`instances`: the index table with the geometry columns)."""
+def detect_plane(source: BoxSource, yolo_dir: Path, plane: str, cfg: Detect, coords: pd.DataFrame
+                 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(images, annotated points incl. completed ones, named points) of one exported plane,
+    in px of the exported slices at their original size (canonical orientation)."""
     images = pd.read_parquet(yolo_dir / "images.parquet")
     points = pd.read_parquet(yolo_dir / "points.parquet").merge(
         images[["stem", "pixel_spacing_row", "pixel_spacing_col"]], on="stem")
@@ -205,10 +207,6 @@ def detect_plane(source: BoxSource, yolo_dir: Path, plane: str, cfg: Detect, coo
     sides = list(images["slice_side"]) if plane == "sag_t1" else None
     midlines = [np.shape(a)[1] / 2 for a in arrays]
     pred = det_eval.to_original(infer.points_table(boxes, plane, cfg, spacings, sides, midlines), images, scales)
-    if plane == "ax_t2" and len(pred):
-        left = larger_column_left(images, instances)
-        flip = pred["stem"].map(left).eq(False).to_numpy()
-        pred["side"] = np.where(flip, pred["side"].map({"left": "right", "right": "left"}), pred["side"])
     return images, points, pred
 
 
@@ -216,20 +214,6 @@ def _geometry(images: pd.DataFrame, instances: pd.DataFrame) -> pd.DataFrame:
     key = ["study_id", "series_id", "instance_number"]
     cols = [c for c in index.GEOMETRY_COLUMNS if c not in ("pixel_spacing_row", "pixel_spacing_col")]
     return images.merge(instances[key + cols], on=key, how="left")
-
-
-def larger_column_left(images: pd.DataFrame, instances: pd.DataFrame) -> pd.Series:
-    """stem -> lsdc.dicom.larger_column_is_left of the slice (None without geometry)."""
-    g = _geometry(images, instances)
-    out = {}
-    for r in g.itertuples():
-        geom = None
-        if np.isfinite([r.iop_rx, r.iop_ry, r.iop_rz, r.iop_cx, r.iop_cy, r.iop_cz]).all():
-            geom = dicom.SliceGeometry.from_tags((r.ipp_x, r.ipp_y, r.ipp_z),
-                                                 (r.iop_rx, r.iop_ry, r.iop_rz, r.iop_cx, r.iop_cy, r.iop_cz),
-                                                 (r.pixel_spacing_row, r.pixel_spacing_col), r.rows, r.cols)
-        out[r.stem] = dicom.larger_column_is_left(geom)
-    return pd.Series(out, dtype=object)
 
 
 def mirror_kind(images: pd.DataFrame, instances: pd.DataFrame) -> pd.Series:
@@ -293,7 +277,7 @@ def side_accuracy(source: BoxSource, yolo_dir: Path, cfg: Detect, coords: pd.Dat
                   instances: pd.DataFrame) -> dict:
     """Axial sides from IOP: per mirror kind, share of subarticular points whose nearest
     detection within `within_mm` names the right side, and share right and within."""
-    images, points, pred = detect_plane(source, yolo_dir, "ax_t2", cfg, coords, instances)
+    images, points, pred = detect_plane(source, yolo_dir, "ax_t2", cfg, coords)
     own = points[~points["completed"].astype(bool)] if "completed" in points else points
     own = own.assign(level=None).reset_index(drop=True)
     within = cfg.evaluate.within_mm

@@ -9,6 +9,8 @@ Orientation: a slice of another orientation inside a series (a localiser in an a
 series: dicom.off_plane_slices) is dropped and recorded with kind 'off_plane_slice'.
 Slices are grouped into blocks by orientation and position (dicom.block_labels) and
 sorted block by block (dicom.sort_by_blocks), so angled axial blocks never interleave.
+Each slice is then turned to the viewer's orientation of its plane (lsdc.orientation), its
+geometry with it: a mirrored or upside-down series looks like any other.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lsdc import dicom
+from lsdc import dicom, orientation
 from lsdc.dicom import SliceGeometry
 from lsdc.rois import geometry
 
@@ -106,15 +108,18 @@ def load_series(root: str | Path, series_id: int, plane: str, files: Sequence[st
                     "instance number and their crops carry no patient position (geometry_ok false)",
                     series_id, plane, len(lacking), len(headers), ", ".join(lacking[:5])
                     + (f" and {len(lacking) - 5} more" if len(lacking) > 5 else ""))
-    spacings = []
-    for h in headers:
+    spacings, geoms = [], []
+    for k, h in enumerate(headers):
         if h.pixel_spacing is None:
             log.warning("%s: no PixelSpacing; 1 mm assumed", h.path)
-        spacings.append(tuple(h.pixel_spacing) if h.pixel_spacing else (1.0, 1.0))
+        steps = orientation.canonical_steps(h.geometry, plane)  # mirrored / upside-down -> viewer's way
+        images[k], geom = orientation.apply(images[k], h.geometry, steps)
+        geoms.append(geom)
+        spacings.append(orientation.apply_spacing(tuple(h.pixel_spacing) if h.pixel_spacing else (1.0, 1.0), steps))
     frames = [h.frame_of_reference for h in headers if h.frame_of_reference]
     frame = max(set(frames), key=frames.count) if frames else None
     if len(set(frames)) > 1:
         log.warning("series %s (%s): %d FrameOfReferenceUIDs; the most common is used", series_id, plane,
                     len(set(frames)))
-    return Series(series_id, plane, images, [h.geometry for h in headers],
+    return Series(series_id, plane, images, geoms,
                   [h.instance_number for h in headers], spacings, unreadable, frame)
