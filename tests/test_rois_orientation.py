@@ -171,24 +171,31 @@ def test_localiser_in_an_axial_dicom_series_is_dropped_with_a_reason(tmp_path):
 
 
 class _GuessingT2:
-    """Boxes at every level on every sag_t2 slice, all from a count that is not anchored."""
+    """Boxes 14 mm apart on every sag_t2 slice, each slice naming them from the bottom:
+    `n` of them (five: a whole lumbar chain; four: a count nothing anchors)."""
 
-    def __init__(self, status):
-        self.status = status
+    def __init__(self, status, n=5):
+        self.status, self.n = status, n
 
     def points(self, plane, images, spacings, sides=None, midlines=None):
-        rows = [(j, lv, None, 32.0, 8.0 + 10 * i, 0.9, self.status, "")
-                for j in range(len(images)) for i, lv in enumerate(schema.LEVELS)]
+        levels = schema.LEVELS[len(schema.LEVELS) - self.n:]
+        rows = [(j, lv, None, 32.0, 4.0 + 14 * i, 0.9, self.status, "")
+                for j in range(len(images)) for i, lv in enumerate(levels)]
         return pd.DataFrame(rows, columns=list(POINT_COLUMNS))
 
 
 def test_a_guessed_level_is_never_used_as_if_known():
-    for status, want in (("ambiguous", "imputed"), ("ok", "detected")):
-        sag = _series([_sagittal(x) for x in (-4.0, 0.0, 4.0)], "sag_t2", "1", 10)
-        loaded = {"sag_t2": [sag], "sag_t1": [], "ax_t2": []}
-        locs: dict = {}
-        study._sagittal(loaded, _GuessingT2(status), Params(), "anatomy", locs)
-        assert {locs[("sag_t2", lv, None)].source for lv in schema.LEVELS} == {want}
+    """Whatever each slice said, the series' own chain decides: four discs leave the count
+    in doubt (crops imputed), five anchor it (crops detected)."""
+    for status in ("ok", "ambiguous"):
+        for n, want in ((4, "imputed"), (5, "detected")):
+            sag = _series([_sagittal(x) for x in (-4.0, 0.0, 4.0)], "sag_t2", "1", 10)
+            loaded = {"sag_t2": [sag], "sag_t1": [], "ax_t2": []}
+            locs: dict = {}
+            warnings: list[str] = []
+            study._sagittal(loaded, _GuessingT2(status, n), Params(), "anatomy", locs, warnings)
+            assert {locs[("sag_t2", lv, None)].source for lv in schema.LEVELS} == {want}, (status, n)
+            assert any("level count in doubt" in w for w in warnings) == (n == 4)
 
 
 def test_mirrored_and_upside_down_axial_dicom_series_load_turned_back(tmp_path):
@@ -219,3 +226,43 @@ def test_mirrored_and_upside_down_axial_dicom_series_load_turned_back(tmp_path):
         np.testing.assert_array_equal(s.images[0], usual.images[0])
         np.testing.assert_allclose(s.geoms[0].to_patient(42, 12), usual.geoms[0].to_patient(42, 12), atol=1e-9)
         assert dicom.larger_column_is_left(s.geoms[0]) is True
+
+
+class _MidSliceMissesL5S1:
+    """sag_t2 detections: the outer slices see all five discs (their count in doubt for an
+    extra box), the middle one missed L5/S1 and counted T12/L1 as L1/L2, saying 'ok'."""
+
+    Z = {lv: 60.0 - 30.0 * i for i, lv in enumerate(schema.LEVELS)}  # patient z of each disc
+    T12_Z = 90.0
+
+    def __init__(self, geoms):
+        self.geoms = geoms
+
+    def points(self, plane, images, spacings, sides=None, midlines=None):
+        rows = []
+        for j in range(len(images)):
+            def px(z, j=j):
+                x, y, _ = self.geoms[j].to_pixel(np.array([0.0, 5.0, z]))
+                return float(x), float(y)
+            if j == 1:
+                named = [(schema.LEVELS[0], self.T12_Z, 0.5)] + [
+                    (schema.LEVELS[i + 1], self.Z[lv], 0.9) for i, lv in enumerate(schema.LEVELS[:4])]
+                status = "ok"
+            else:
+                named = [(lv, self.Z[lv], 0.9) for lv in schema.LEVELS]
+                status = "ambiguous"
+            rows += [(j, lv, None, *px(z), c, status, "") for lv, z, c in named]
+        return pd.DataFrame(rows, columns=list(POINT_COLUMNS))
+
+
+def test_one_slice_that_missed_l5s1_does_not_shift_the_series():
+    """Each slice named alone: the only 'ok' slice would set every level one too high, as if
+    known. Named as a series (lsdc.rois.consensus): every crop sits on its own disc."""
+    sag = _series([_sagittal(x) for x in (-3.0, 0.0, 3.0)], "sag_t2", "1", 10)
+    loaded = {"sag_t2": [sag], "sag_t1": [], "ax_t2": []}
+    locs: dict = {}
+    study._sagittal(loaded, _MidSliceMissesL5S1(sag.geoms), Params(), "anatomy", locs)
+    for lv in schema.LEVELS:
+        loc = locs[("sag_t2", lv, None)]
+        p = sag.geoms[loc.index].to_patient(loc.x, loc.y)
+        assert loc.source == "detected" and abs(p[2] - _MidSliceMissesL5S1.Z[lv]) < 1e-6, (lv, p)

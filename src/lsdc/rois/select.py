@@ -154,7 +154,7 @@ def notebook_axial(series_list: Sequence[Series]) -> dict[str, tuple[int, int]]:
 
 # ----------------------------------------------------------------------------- levels by geometry
 
-def _patient(series: Series, det: pd.DataFrame) -> np.ndarray:
+def patient_points(series: Series, det: pd.DataFrame) -> np.ndarray:
     """Patient mm (n, 3) of every detection row (NaN on a slice without geometry)."""
     if not len(det):
         return np.zeros((0, 3))
@@ -168,7 +168,7 @@ def level_reference(det: pd.DataFrame, series: Series) -> dict[str, np.ndarray]:
     if not len(det):
         return {}
     ok = det[det["status"] == "ok"]
-    pts = _patient(series, ok)
+    pts = patient_points(series, ok)
     out = {}
     for lv in schema.LEVELS:
         own = pts[(ok["level"] == lv).to_numpy()]
@@ -195,7 +195,7 @@ def relabel_by_reference(det: pd.DataFrame, series: Series, ref: dict[str, np.nd
     refs = np.array([ref[lv] for lv in names])[:, 1:]
     gap = np.array([min(np.linalg.norm(refs[k] - refs[m]) for m in range(len(refs)) if m != k)
                     for k in range(len(refs))])
-    pts = _patient(series, det)[:, 1:]
+    pts = patient_points(series, det)[:, 1:]
     out = det.copy()
     drop = []
     for r, (row_id, row) in enumerate(det.iterrows()):

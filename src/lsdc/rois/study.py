@@ -17,7 +17,7 @@ import pandas as pd
 
 from lsdc import dicom, schema
 from lsdc.params import Params
-from lsdc.rois import DETECTED, IMPUTED, MISSING, geometry, impute, select
+from lsdc.rois import DETECTED, IMPUTED, MISSING, consensus, geometry, impute, select
 from lsdc.rois.crop import crop_physical
 from lsdc.rois.detectors import Detectors, empty_points
 from lsdc.rois.series import OFF_PLANE, Series, load_series
@@ -185,8 +185,7 @@ def _sagittal(loaded, detectors, p: Params, policy: str, locs: dict[Key, Loc],
         window = _lateral_window(t2, centre, 0.0, p.rois.canal_window_mm) if policy == "anatomy" else None
         det = _detect(detectors, t2, "sag_t2", only=window)
         if policy == "anatomy":
-            ref_t2 = select.level_reference(det, t2)
-            det = select.relabel_by_reference(det, t2, ref_t2, "the anchored sag_t2 slices")
+            det, ref_t2 = _series_consensus(det, t2, p, "the sag_t2 series' disc chain", warnings)
         t2_index = select.midline_index(det, len(t2)) if policy == "anatomy" else select.central_index(len(t2))
         targets = (select.canal_slices(det, t2, t2_index) if policy == "anatomy"
                    else {lv: t2_index for lv in schema.LEVELS})
@@ -203,8 +202,7 @@ def _sagittal(loaded, detectors, p: Params, policy: str, locs: dict[Key, Loc],
                 if t2 is not None and len(ref_t2) >= 2:
                     warnings.append(f"sag_t1 series {t1.series_id} and sag_t2 series {t2.series_id} have "
                                     "different FrameOfReferenceUIDs: sag_t1 levels not taken from sag_t2")
-                det = select.relabel_by_reference(det, t1, select.level_reference(det, t1),
-                                                  "the anchored sag_t1 slices")
+                det, _ = _series_consensus(det, t1, p, "the sag_t1 series' foramen chains", warnings, per_side=sides)
             chosen = select.foramen_slices(det, t1, sides, mid)
             allowed = {sd: [i for i in range(len(t1)) if sides[i] == sd] for sd in SIDES}
         else:  # the notebook: central slice for both sides, sides mixed
@@ -223,6 +221,31 @@ def _sagittal(loaded, detectors, p: Params, policy: str, locs: dict[Key, Loc],
                 locs[g.key(lv)] = Loc(0, g.targets[lv], float(hit["x"]), float(hit["y"]), float(hit["conf"]), src)
     _impute_sagittal(loaded, groups, p, locs)
     return groups
+
+
+def _series_consensus(det: pd.DataFrame, s: Series, p: Params, source: str, warnings: list[str],
+                      per_side: list[str] | None = None) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """Rows renamed by the disc chain of the whole series (lsdc.rois.consensus; per side of
+    the midline for sag_t1 foramina) and the reference of each level, empty when the count
+    of the series is in doubt (its crops are then imputed, never used as known)."""
+    if not len(det):
+        return det, {}
+    pts = select.patient_points(s, det)
+    if not np.isfinite(pts).all(axis=1).any():  # no geometry: each slice's own count
+        return det, select.level_reference(det, s)
+    parts, ref = [], {}
+    side_of = np.array([per_side[int(i)] for i in det["image"]]) if per_side is not None else np.zeros(len(det))
+    for side in np.unique(side_of):
+        sel = side_of == side
+        levels = consensus.series_levels(pts[sel], det["image"].to_numpy()[sel], det["conf"].to_numpy(float)[sel],
+                                         p.detect.anatomy)
+        if not levels.ok:
+            warnings.append(f"series {s.series_id} ({s.plane}{'' if per_side is None else ', ' + str(side)}): "
+                            f"level count in doubt ({'; '.join(levels.notes)}); its crops are imputed")
+        parts.append(consensus.rename(det[sel], pts[sel], levels, source))
+        if levels.ok:
+            ref.update(levels.reference)
+    return pd.concat(parts) if parts else det, ref
 
 
 def _other_sources(g: _Group, level: str) -> list[list[Key]]:
