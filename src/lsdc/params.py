@@ -80,6 +80,13 @@ class BoxMm:
 
 
 @dataclass(frozen=True)
+class WidthMultiple:
+    sag_t1: float = 0.25
+    sag_t2: float = 0.25
+    ax_t2: float = 0.125
+
+
+@dataclass(frozen=True)
 class DetectExport:
     classes: str = "anatomy"
     val_fold: int = 0
@@ -91,7 +98,7 @@ class DetectExport:
 @dataclass(frozen=True)
 class DetectTrain:
     model: str = "yolov8.yaml"
-    width_multiple: float = 0.125
+    width_multiple: WidthMultiple = field(default_factory=WidthMultiple)
     depth_multiple: float = 0.33
     weights: str | None = None
     epochs: int = 15

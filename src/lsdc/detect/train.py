@@ -45,13 +45,14 @@ def resolved_dataset_yaml(yolo_dir: Path, out: Path) -> Path:
     return out
 
 
-def model_yaml(cfg, nc: int, out: Path) -> Path:
-    """The architecture yaml scaled by detect.train.width_multiple / depth_multiple, nc classes."""
+def model_yaml(cfg, nc: int, out: Path, plane: str) -> Path:
+    """The architecture yaml scaled by the plane's detect.train.width_multiple and by
+    depth_multiple, nc classes."""
     from ultralytics.nn.tasks import yaml_model_load
 
     d = yaml_model_load(cfg.train.model)
     d = {k: v for k, v in d.items() if k not in ("scales", "scale", "yaml_file")}
-    d.update(nc=nc, depth_multiple=cfg.train.depth_multiple, width_multiple=cfg.train.width_multiple)
+    d.update(nc=nc, depth_multiple=cfg.train.depth_multiple, width_multiple=getattr(cfg.train.width_multiple, plane))
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(yaml.safe_dump(d, sort_keys=False))  # name without n/s/m/l/x: no scale guessed
     return out
@@ -131,7 +132,7 @@ def train_plane(p: Params, plane: str, yolo_dir: Path, models_dir: Path = paths.
             raise FileNotFoundError(f"{p.detect.train.weights}: detect.train.weights not found (weights are never downloaded)")
         model = YOLO(p.detect.train.weights, task="detect")
     else:
-        model = YOLO(str(model_yaml(p.detect, len(names), scratch / f"lsdc_{plane}_arch.yaml")), task="detect")
+        model = YOLO(str(model_yaml(p.detect, len(names), scratch / f"lsdc_{plane}_arch.yaml", plane)), task="detect")
     model.add_callback("on_fit_epoch_end", _epoch_logger)
     t0, cpu0 = time.perf_counter(), _cpu_seconds()
     model.train(**train_args(p, data_yaml, run_dir))
