@@ -101,14 +101,32 @@ class _NoBoxes:
         return empty_points()
 
 
-def _study_with_axial(frame_sag: str | None, frame_ax: str | None):
+class _AxialPair:
+    """Two subarticular boxes 10 mm either side of the image centre on every axial slice."""
+
+    def points(self, plane, images, spacings, sides=None, midlines=None):
+        rows = [(j, None, sd, SIZE / 2 + dx, SIZE / 2, 0.9, "ok", "")
+                for j in range(len(images)) for sd, dx in (("left", 10.0), ("right", -10.0))]
+        return pd.DataFrame(rows, columns=list(POINT_COLUMNS))
+
+
+def _study_with_axial(frame_sag: str | None, frame_ax: str | None, detectors=None, source="detected"):
     sag = _series([_sagittal(x) for x in (-4.0, 0.0, 4.0)], "sag_t2", frame_sag, 10)
     ax = _series([_axial(z, 0.0) for z in (-2.0, 0.0, 2.0)], "ax_t2", frame_ax, 20)
     loaded = {"sag_t2": [sag], "sag_t1": [], "ax_t2": [ax]}
-    locs = {("sag_t2", lv, None): study.Loc(0, 1, SIZE / 2, SIZE / 2 + 0.0) for lv in schema.LEVELS[2:3]}
+    locs = {("sag_t2", lv, None): study.Loc(0, 1, SIZE / 2, SIZE / 2 + 0.0, source=source)
+            for lv in schema.LEVELS[2:3]}
     warnings: list[str] = []
-    study._axial(loaded, _NoBoxes(), Params(), "anatomy", locs, warnings)
+    study._axial(loaded, detectors or _NoBoxes(), Params(), "anatomy", locs, warnings)
     return locs, warnings
+
+
+def test_an_axial_slice_chosen_from_a_guessed_level_gives_imputed_crops():
+    """The detector finds both zones on the axial slice, but the slice was chosen from an
+    imputed sagittal point: which level it shows is a guess, so its crops are imputed."""
+    for source in ("detected", "imputed"):
+        locs, _ = _study_with_axial("1.2.3", "1.2.3", _AxialPair(), source)
+        assert {locs[("ax_t2", "L3/L4", sd)].source for sd in ("left", "right")} == {source}
 
 
 def test_no_sagittal_to_axial_mapping_across_frames_of_reference():

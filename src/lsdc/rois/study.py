@@ -315,16 +315,21 @@ def _impute_sagittal(loaded, groups: list[_Group], p: Params, locs: dict[Key, Lo
 
 # ----------------------------------------------------------------------------- axial
 
-def _axial_reference(loaded, locs) -> dict[str, np.ndarray]:
-    """Each level's sagittal position (mm): the canal point, else the foramina's mean."""
-    ref = {}
+def _axial_reference(loaded, locs) -> tuple[dict[str, np.ndarray], set[str]]:
+    """Each level's sagittal position (mm): the canal point, else the foramina's mean; and
+    the levels whose position is a guess (an imputed sagittal crop)."""
+    ref, guessed = {}, set()
     for lv in schema.LEVELS:
-        point = _xyz(loaded, ("sag_t2", lv, None), locs)
+        keys = [("sag_t2", lv, None)]
+        point = _xyz(loaded, keys[0], locs)
         if point is None:
-            point = _mean_xyz(loaded, [("sag_t1", lv, sd) for sd in SIDES], locs)
+            keys = [("sag_t1", lv, sd) for sd in SIDES]
+            point = _mean_xyz(loaded, keys, locs)
         if point is not None:
             ref[lv] = point
-    return ref
+            if any(k in locs and locs[k].source != DETECTED for k in keys):
+                guessed.add(lv)
+    return ref, guessed
 
 
 def _sagittal_frame(loaded) -> str | None:
@@ -338,13 +343,14 @@ def _axial(loaded, detectors: Detectors, p: Params, policy: str, locs: dict[Key,
            warnings: list[str] | None = None) -> None:
     """Axial crops: each level's sagittal point mapped onto the nearest axial slice of the
     series in the same frame of reference (others are not mapped, with a warning); the
-    side of each box from the slice's orientation (a mirrored series swaps it)."""
+    side of each box from the slice's orientation (a mirrored series swaps it). A level whose
+    sagittal point was imputed gives imputed axial crops: its slice is a guess."""
     warnings = [] if warnings is None else warnings
     ax = loaded["ax_t2"]
     if not ax:
         return
     cfg, k = p.rois, p.rois.neighbour_slices
-    ref = _axial_reference(loaded, locs)
+    ref, guessed = _axial_reference(loaded, locs)
     if policy == "anatomy":
         frame = _sagittal_frame(loaded)
         mappable = []
@@ -396,6 +402,10 @@ def _axial(loaded, detectors: Detectors, p: Params, policy: str, locs: dict[Key,
             if hit is not None:
                 locs[("ax_t2", lv, sd)] = Loc(s, i, float(hit["x"]), float(hit["y"]), float(hit["conf"]))
     _impute_axial(ax, chosen, canal, det, p, locs)
+    for lv in guessed & set(chosen):  # a slice chosen from a guessed level is a guess too
+        for sd in SIDES:
+            if ("ax_t2", lv, sd) in locs:
+                locs[("ax_t2", lv, sd)].source = IMPUTED
 
 
 def _detect_axial(detectors: Detectors, ax: list[Series], slices: dict[tuple[int, int], float]) -> pd.DataFrame:
