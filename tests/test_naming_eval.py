@@ -139,6 +139,8 @@ def _naming_metrics():
     return {"studies": 30, "within_mm": 5.0, "alone": {"min_bin_right": 1.0, "silent": 0, "scenarios": scen},
             "detected": {"min_bin_right": 0.9, "sag_t1": det, "sag_t2": {**det, "silent": 0}},
             "silent_shifts": 1,
+            "pipeline": {"crops": 300, "within": 0.95, "silent": 2, "flagged": 5,
+                         "by_plane": {"sag_t2": {"within": 0.96}, "sag_t1": {"within": 0.94}, "ax_t2": {"within": 0.95}}},
             "sides": {"mirrored_row": {"points": 10, "found": 9, "side_right": 1.0, "series": 2},
                       "mirrored_col": {"points": 0, "found": 0, "side_right": None, "series": 0},
                       "not_mirrored": {"points": 40, "found": 40, "side_right": 0.975, "series": 8}}}
@@ -154,6 +156,8 @@ def test_naming_block_renders_the_table(tmp_path):
     assert "| **all** | 100.0 % (16) | 95.0 % (20) | 95.0 % (20) |" in text
     assert "silent level shifts (a wrong level without a doubt flag): **1** (**misses** 0)" in text
     assert "mirrored row 100.0 % (9 points, 2 series)" in text and "not mirrored 97.5 %" in text
+    assert ("centre crops within 5 mm of their point 95.0 % (sag_t2 96.0 %, sag_t1 94.0 %, ax_t2 95.0 %); "
+            "crops centred on another level's structure: **2 silent** (**misses** 0), 5 flagged as imputed, of 300") in text
     assert "sag_t1 89.2 % (**misses** 97 %)" in text
     assert "within 5 mm of the crop centre 98.1 % (meets 97 %)" in text
 

@@ -101,14 +101,32 @@ class _NoBoxes:
         return empty_points()
 
 
-def _study_with_axial(frame_sag: str | None, frame_ax: str | None):
+class _AxialPair:
+    """Two subarticular boxes 10 mm either side of the image centre on every axial slice."""
+
+    def points(self, plane, images, spacings, sides=None, midlines=None):
+        rows = [(j, None, sd, SIZE / 2 + dx, SIZE / 2, 0.9, "ok", "")
+                for j in range(len(images)) for sd, dx in (("left", 10.0), ("right", -10.0))]
+        return pd.DataFrame(rows, columns=list(POINT_COLUMNS))
+
+
+def _study_with_axial(frame_sag: str | None, frame_ax: str | None, detectors=None, source="detected"):
     sag = _series([_sagittal(x) for x in (-4.0, 0.0, 4.0)], "sag_t2", frame_sag, 10)
     ax = _series([_axial(z, 0.0) for z in (-2.0, 0.0, 2.0)], "ax_t2", frame_ax, 20)
     loaded = {"sag_t2": [sag], "sag_t1": [], "ax_t2": [ax]}
-    locs = {("sag_t2", lv, None): study.Loc(0, 1, SIZE / 2, SIZE / 2 + 0.0) for lv in schema.LEVELS[2:3]}
+    locs = {("sag_t2", lv, None): study.Loc(0, 1, SIZE / 2, SIZE / 2 + 0.0, source=source)
+            for lv in schema.LEVELS[2:3]}
     warnings: list[str] = []
-    study._axial(loaded, _NoBoxes(), Params(), "anatomy", locs, warnings)
+    study._axial(loaded, detectors or _NoBoxes(), Params(), "anatomy", locs, warnings)
     return locs, warnings
+
+
+def test_an_axial_slice_chosen_from_a_guessed_level_gives_imputed_crops():
+    """The detector finds both zones on the axial slice, but the slice was chosen from an
+    imputed sagittal point: which level it shows is a guess, so its crops are imputed."""
+    for source in ("detected", "imputed"):
+        locs, _ = _study_with_axial("1.2.3", "1.2.3", _AxialPair(), source)
+        assert {locs[("ax_t2", "L3/L4", sd)].source for sd in ("left", "right")} == {source}
 
 
 def test_no_sagittal_to_axial_mapping_across_frames_of_reference():
@@ -266,3 +284,43 @@ def test_one_slice_that_missed_l5s1_does_not_shift_the_series():
         loc = locs[("sag_t2", lv, None)]
         p = sag.geoms[loc.index].to_patient(loc.x, loc.y)
         assert loc.source == "detected" and abs(p[2] - _MidSliceMissesL5S1.Z[lv]) < 1e-6, (lv, p)
+
+
+class _T2InDoubtT1Clear:
+    """sag_t2: only four discs found (L1/L2 to L4/L5, the count cannot be anchored);
+    sag_t1: all five foramina on both sides, 3 mm above their discs."""
+
+    Z = {lv: 60.0 - 30.0 * i for i, lv in enumerate(schema.LEVELS)}
+
+    def __init__(self, t2, t1):
+        self.geoms = {"sag_t2": t2.geoms, "sag_t1": t1.geoms}
+
+    def points(self, plane, images, spacings, sides=None, midlines=None):
+        rows = []
+        geoms = self.geoms[plane]
+        for j in range(len(images)):  # images are the whole series here (no lateral window hit)
+            g = geoms[j]
+            levels = schema.LEVELS[:4] if plane == "sag_t2" else schema.LEVELS
+            for i, lv in enumerate(levels):
+                y, dz = (5.0, 0.0) if plane == "sag_t2" else (9.0, 3.0)
+                x, yy, _ = g.to_pixel(np.array([g.ipp[0], y, self.Z[lv] + dz]))
+                rows.append((j, schema.LEVELS[i + 5 - len(levels)], sides[j] if sides else None, float(x), float(yy),
+                             0.9, "ambiguous", ""))
+        return pd.DataFrame(rows, columns=list(POINT_COLUMNS))
+
+
+def test_sag_t2_in_doubt_takes_its_levels_from_both_anchored_sides_of_sag_t1():
+    t2 = _series([_sagittal(x) for x in (-3.0, 0.0, 3.0)], "sag_t2", "1", 1)
+    t1 = _series([_sagittal(x) for x in (-15.0, 15.0)], "sag_t1", "1", 2)
+    loaded = {"sag_t2": [t2], "sag_t1": [t1], "ax_t2": []}
+    locs: dict = {}
+    warnings: list[str] = []
+    study._sagittal(loaded, _T2InDoubtT1Clear(t2, t1), Params(), "anatomy", locs, warnings)
+    assert any("levels taken from the sag_t1 foramen chains" in w for w in warnings)
+    for lv in schema.LEVELS[:4]:
+        loc = locs[("sag_t2", lv, None)]
+        p = t2.geoms[loc.index].to_patient(loc.x, loc.y)
+        assert loc.source == "detected" and abs(p[2] - _T2InDoubtT1Clear.Z[lv]) < 1e-6, (lv, p)
+    assert locs[("sag_t2", "L5/S1", None)].source == "imputed"  # not found on sag_t2: imputed, never known
+    for sd in ("left", "right"):
+        assert {locs[("sag_t1", lv, sd)].source for lv in schema.LEVELS} == {"detected"}

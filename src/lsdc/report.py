@@ -192,6 +192,15 @@ def naming_block(metrics_dir: Path = paths.METRICS_DIR) -> str:
                   + ", ".join(f"{sc} {v['all']['silent']} (doubt {_pct(v['all'].get('doubt'))})"
                               for sc, v in scen.items())
                   + "; (b) " + ", ".join(f"{p} {det[p]['silent']}" for p in planes)]
+        pipe = naming.get("pipeline")
+        if pipe:
+            lines.append(
+                f"- the pipeline itself (ROI extraction: levels named per series and across planes) on these "
+                f"studies: centre crops within {within:g} mm of their point {_pct(pipe.get('within'), 1)} ("
+                + ", ".join(f"{p} {_pct(v.get('within'), 1)}" for p, v in pipe.get("by_plane", {}).items())
+                + f"); crops centred on another level's structure: **{pipe.get('silent')} silent** "
+                f"({_mark(pipe.get('silent'), 0, higher=False)} 0), {pipe.get('flagged')} flagged as imputed, "
+                f"of {pipe.get('crops')}")
         sides = naming.get("sides", {})
         if sides:
             lines.append("- axial sides from ImageOrientationPatient, subarticular points whose nearest detection "

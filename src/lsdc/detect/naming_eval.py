@@ -17,6 +17,10 @@ and measures:
   counted apart as slices_side_wrong); a silent shift is a point
   named with a level while it sits within `within_mm` of the true point of another level
   (and of none of its own) on a slice whose status is 'ok'.
+- pipeline: ROI extraction itself (series-level naming, levels across planes) on the
+  stress studies with the trained detectors: share of centre crops within `within_mm` of
+  their own point per plane, and crops centred on another level's structure, silent
+  (source detected) or flagged (imputed) (lsdc.rois.level_check).
 - sides: the axial detector's left/right on slices turned to the viewer's orientation
   from their ImageOrientationPatient (lsdc.orientation, as everywhere) -> share of subarticular
   points whose nearest detection (within `within_mm`) has the right side, on series
@@ -317,7 +321,29 @@ def measure(p: Params, scratch: Path, source: BoxSource | None = None, workers: 
             raise ValueError("measure: give a box source or the folder of the trained detectors")
         source = YoloBoxes(models_dir, p.detect, device)
     ps, index_dir, folds = build_stress_set(p, scratch, workers)
-    return measure_set(p, ps, index_dir, folds, scratch / "yolo", source)
+    metrics = measure_set(p, ps, index_dir, folds, scratch / "yolo", source)
+    if models_dir is not None:
+        from lsdc.rois.detectors import YoloDetectors
+
+        metrics["pipeline"] = pipeline_levels(ps, index_dir, YoloDetectors(models_dir, p.detect, device=device))
+        metrics["silent_shifts_pipeline"] = metrics["pipeline"]["silent"]
+    return metrics
+
+
+def pipeline_levels(ps: Params, index_dir: Path, detectors) -> dict:
+    """The pipeline's own levels on the stress set: ROI extraction (lsdc.rois.study, the
+    series-level naming and the cross-plane steps) over its train studies, each centre crop
+    checked against every annotated point of its structure (lsdc.rois.level_check)."""
+    from lsdc.rois import extract, level_check, study
+    from lsdc.rois.store import rows_frame
+
+    rows = []
+    for task in extract.build_tasks(index_dir):
+        if task.split == "train":
+            rows += study.extract_study(task, ps.data.root, detectors, ps).rows
+    coords = index.read_table(index_dir, "coords", ("px", "py", "pz"))
+    checked = level_check.nearest_levels(rows_frame(rows, 0), coords)
+    return level_check.summary(checked, ps.detect.evaluate.within_mm)
 
 
 def measure_set(p: Params, ps: Params, index_dir: Path, folds: Path, yolo_root: Path, source: BoxSource) -> dict:

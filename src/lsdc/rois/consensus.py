@@ -102,3 +102,20 @@ def rename(det: pd.DataFrame, points_mm: np.ndarray, levels: SeriesLevels, sourc
         keep[r] = bool(d[k] <= max_frac * gap[k])
         out.iloc[r, cols] = [names[k], status, note]
     return out[keep]
+
+
+def agree(references: list[dict[str, np.ndarray]], tol_mm: float) -> bool:
+    """Whether several series' (or sides') level positions name the same structures: every
+    level two of them share lies within tol_mm in the sagittal plane (patient y, z), and
+    no level of one lies nearer another level of the other."""
+    for a in range(len(references)):
+        for b in range(a + 1, len(references)):
+            ra, rb = references[a], references[b]
+            for lv, p in ra.items():
+                if not rb:
+                    continue
+                d = {o: float(np.linalg.norm(q[1:] - p[1:])) for o, q in rb.items()}
+                nearest = min(d, key=d.get)
+                if (lv in rb and d[lv] > tol_mm) or nearest != lv and d[nearest] < d.get(lv, np.inf):
+                    return False
+    return True

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from lsdc import dicom, schema
+from lsdc.detect import anatomy
 from lsdc.params import Params
 from lsdc.rois import DETECTED, IMPUTED, MISSING, consensus, geometry, impute, select
 from lsdc.rois.crop import crop_physical
@@ -183,9 +184,9 @@ def _sagittal(loaded, detectors, p: Params, policy: str, locs: dict[Key, Loc],
         xs = np.array([geometry.lateral_x(g) for g in t2.geoms])
         centre = float(np.median(xs)) if np.isfinite(xs).all() else float("nan")
         window = _lateral_window(t2, centre, 0.0, p.rois.canal_window_mm) if policy == "anatomy" else None
-        det = _detect(detectors, t2, "sag_t2", only=window)
+        det = raw_t2 = _detect(detectors, t2, "sag_t2", only=window)
         if policy == "anatomy":
-            det, ref_t2 = _series_consensus(det, t2, p, "the sag_t2 series' disc chain", warnings)
+            det, ref_t2, _ = _series_consensus(det, t2, p, "the sag_t2 series' disc chain", warnings)
         t2_index = select.midline_index(det, len(t2)) if policy == "anatomy" else select.central_index(len(t2))
         targets = (select.canal_slices(det, t2, t2_index) if policy == "anatomy"
                    else {lv: t2_index for lv in schema.LEVELS})
@@ -196,13 +197,21 @@ def _sagittal(loaded, detectors, p: Params, policy: str, locs: dict[Key, Loc],
         if policy == "anatomy":
             lo, hi = p.rois.foramen_window_mm
             det = _detect(detectors, t1, "sag_t1", sides=sides, only=_lateral_window(t1, mid, lo, hi))
-            if len(ref_t2) >= 2 and geometry.same_frame(t1.frame_of_reference, t2.frame_of_reference):
+            shared = t2 is not None and geometry.same_frame(t1.frame_of_reference, t2.frame_of_reference)
+            if len(ref_t2) >= 2 and shared:
                 det = select.relabel_by_reference(det, t1, ref_t2, "the sag_t2 levels", only_doubtful=False)
             else:
                 if t2 is not None and len(ref_t2) >= 2:
                     warnings.append(f"sag_t1 series {t1.series_id} and sag_t2 series {t2.series_id} have "
                                     "different FrameOfReferenceUIDs: sag_t1 levels not taken from sag_t2")
-                det, _ = _series_consensus(det, t1, p, "the sag_t1 series' foramen chains", warnings, per_side=sides)
+                det, ref_t1, t1_ok = _series_consensus(det, t1, p, "the sag_t1 series' foramen chains", warnings,
+                                                       per_side=sides)
+                if t2 is not None and shared and t1_ok and len(ref_t1) >= 2:  # sag_t2 in doubt: named from sag_t1
+                    det2 = consensus.rename(raw_t2, select.patient_points(t2, raw_t2),
+                                            consensus.SeriesLevels(ref_t1, anatomy.OK), "the sag_t1 foramen chains")
+                    groups[0].det, groups[0].targets = det2, select.canal_slices(det2, t2, t2_index)
+                    warnings.append(f"series {t2.series_id} (sag_t2): levels taken from the sag_t1 foramen chains "
+                                    f"of series {t1.series_id}, both sides anchored and in agreement")
             chosen = select.foramen_slices(det, t1, sides, mid)
             allowed = {sd: [i for i in range(len(t1)) if sides[i] == sd] for sd in SIDES}
         else:  # the notebook: central slice for both sides, sides mixed
@@ -224,16 +233,17 @@ def _sagittal(loaded, detectors, p: Params, policy: str, locs: dict[Key, Loc],
 
 
 def _series_consensus(det: pd.DataFrame, s: Series, p: Params, source: str, warnings: list[str],
-                      per_side: list[str] | None = None) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+                      per_side: list[str] | None = None) -> tuple[pd.DataFrame, dict[str, np.ndarray], bool]:
     """Rows renamed by the disc chain of the whole series (lsdc.rois.consensus; per side of
-    the midline for sag_t1 foramina) and the reference of each level, empty when the count
-    of the series is in doubt (its crops are then imputed, never used as known)."""
+    the midline for sag_t1 foramina), the reference of each level (the mean over the sides
+    whose count is anchored; empty when none is: the crops are then imputed, never used as
+    known) and whether every side is anchored with the sides' levels in agreement."""
     if not len(det):
-        return det, {}
+        return det, {}, False
     pts = select.patient_points(s, det)
     if not np.isfinite(pts).all(axis=1).any():  # no geometry: each slice's own count
-        return det, select.level_reference(det, s)
-    parts, ref = [], {}
+        return det, select.level_reference(det, s), False
+    parts, refs = [], []
     side_of = np.array([per_side[int(i)] for i in det["image"]]) if per_side is not None else np.zeros(len(det))
     for side in np.unique(side_of):
         sel = side_of == side
@@ -243,9 +253,11 @@ def _series_consensus(det: pd.DataFrame, s: Series, p: Params, source: str, warn
             warnings.append(f"series {s.series_id} ({s.plane}{'' if per_side is None else ', ' + str(side)}): "
                             f"level count in doubt ({'; '.join(levels.notes)}); its crops are imputed")
         parts.append(consensus.rename(det[sel], pts[sel], levels, source))
-        if levels.ok:
-            ref.update(levels.reference)
-    return pd.concat(parts) if parts else det, ref
+        refs.append(levels.reference if levels.ok else None)
+    good = [r for r in refs if r]
+    ref = {lv: np.mean([r[lv] for r in good if lv in r], axis=0) for lv in schema.LEVELS if any(lv in r for r in good)}
+    agree = bool(good) and len(good) == len(refs) and consensus.agree(good, p.detect.anatomy.disc_spacing_mm[0] / 2)
+    return (pd.concat(parts) if parts else det), ref, agree
 
 
 def _other_sources(g: _Group, level: str) -> list[list[Key]]:
@@ -303,16 +315,21 @@ def _impute_sagittal(loaded, groups: list[_Group], p: Params, locs: dict[Key, Lo
 
 # ----------------------------------------------------------------------------- axial
 
-def _axial_reference(loaded, locs) -> dict[str, np.ndarray]:
-    """Each level's sagittal position (mm): the canal point, else the foramina's mean."""
-    ref = {}
+def _axial_reference(loaded, locs) -> tuple[dict[str, np.ndarray], set[str]]:
+    """Each level's sagittal position (mm): the canal point, else the foramina's mean; and
+    the levels whose position is a guess (an imputed sagittal crop)."""
+    ref, guessed = {}, set()
     for lv in schema.LEVELS:
-        point = _xyz(loaded, ("sag_t2", lv, None), locs)
+        keys = [("sag_t2", lv, None)]
+        point = _xyz(loaded, keys[0], locs)
         if point is None:
-            point = _mean_xyz(loaded, [("sag_t1", lv, sd) for sd in SIDES], locs)
+            keys = [("sag_t1", lv, sd) for sd in SIDES]
+            point = _mean_xyz(loaded, keys, locs)
         if point is not None:
             ref[lv] = point
-    return ref
+            if any(k in locs and locs[k].source != DETECTED for k in keys):
+                guessed.add(lv)
+    return ref, guessed
 
 
 def _sagittal_frame(loaded) -> str | None:
@@ -326,13 +343,14 @@ def _axial(loaded, detectors: Detectors, p: Params, policy: str, locs: dict[Key,
            warnings: list[str] | None = None) -> None:
     """Axial crops: each level's sagittal point mapped onto the nearest axial slice of the
     series in the same frame of reference (others are not mapped, with a warning); the
-    side of each box from the slice's orientation (a mirrored series swaps it)."""
+    side of each box from the slice's orientation (a mirrored series swaps it). A level whose
+    sagittal point was imputed gives imputed axial crops: its slice is a guess."""
     warnings = [] if warnings is None else warnings
     ax = loaded["ax_t2"]
     if not ax:
         return
     cfg, k = p.rois, p.rois.neighbour_slices
-    ref = _axial_reference(loaded, locs)
+    ref, guessed = _axial_reference(loaded, locs)
     if policy == "anatomy":
         frame = _sagittal_frame(loaded)
         mappable = []
@@ -384,6 +402,10 @@ def _axial(loaded, detectors: Detectors, p: Params, policy: str, locs: dict[Key,
             if hit is not None:
                 locs[("ax_t2", lv, sd)] = Loc(s, i, float(hit["x"]), float(hit["y"]), float(hit["conf"]))
     _impute_axial(ax, chosen, canal, det, p, locs)
+    for lv in guessed & set(chosen):  # a slice chosen from a guessed level is a guess too
+        for sd in SIDES:
+            if ("ax_t2", lv, sd) in locs:
+                locs[("ax_t2", lv, sd)].source = IMPUTED
 
 
 def _detect_axial(detectors: Detectors, ax: list[Series], slices: dict[tuple[int, int], float]) -> pd.DataFrame:
