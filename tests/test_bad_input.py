@@ -124,7 +124,8 @@ def test_extract_rois_survives_and_counts_the_unreadable_files(setting, which, t
     assert metrics["unreadable_slices"] == expected
     problems = pd.read_csv(tmp_path / "rois" / "problems.csv", dtype={"file": str})
     # files are named relative to the data root, as in ingest's quarantine
-    listed = {f.split("/", 2)[-1]: k for f, k in zip(problems["file"], problems["kind"])}  # test_images/<study>/
+    listed = {f.split("/", 2)[-1]: k for f, k in zip(problems["file"], problems["kind"])  # test_images/<study>/
+              if isinstance(f, str)}  # rows without a file: geometry decisions (levels in doubt, frames)
     if which == "clean_index":  # every damaged file met while decoding is listed with its reason
         assert {f: k for f, k in unreadable.items() if f in listed} == {f: listed[f] for f in unreadable if f in listed}
         assert len(set(unreadable) & set(listed)) == expected

@@ -327,3 +327,16 @@ def test_real_world_unreadable_files_raise_clear_errors(name, kind):
     with pytest.raises(dicom.DicomReadError) as err:
         dicom.read_header(path)
     assert err.value.kind == kind and name in err.value.reason
+
+
+def test_windowing_a_large_series_from_a_sample_matches_the_full_window():
+    """normalise_uint8 takes its percentiles from every k-th pixel of a large series: the
+    result stays within one grey level of windowing with every pixel."""
+    rng = np.random.default_rng(3)
+    slices = [rng.gamma(2.0, 300.0, (512, 512)).astype(np.float32) for _ in range(4)]
+    got = dicom.normalise_uint8(slices)
+    flat = np.concatenate([s.ravel() for s in slices])
+    lo, hi = np.percentile(flat, [1.0, 99.0])
+    for s, g in zip(slices, got):
+        want = np.clip((s - lo) * 255.0 / (hi - lo), 0, 255).round()
+        assert g.dtype == np.uint8 and np.abs(g.astype(float) - want).max() <= 1.0

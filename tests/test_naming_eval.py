@@ -51,8 +51,9 @@ def test_perfect_boxes_name_every_level_without_silent_shifts(stress_set):
     assert sides["mirrored_row"]["found"] > 0 and sides["not_mirrored"]["found"] > 0  # seed 11 draws both
     assert all(v["side_right"] == 1.0 for v in sides.values() if v["found"])
     head, details = headline.split("naming", m)
+    mirrored = {k: {"side_right": 1.0} for k in ("mirrored_row", "mirrored_col") if sides[k]["found"]}
     assert head == {"alone": {"min_bin_right": 1.0}, "detected": {"min_bin_right": 1.0}, "silent_shifts": 0,
-                    **({"sides": {"mirrored_row": {"side_right": 1.0}}} if sides["mirrored_row"]["found"] else {})}
+                    **({"sides": mirrored} if mirrored else {})}
     assert "scenarios" in details["alone"]
 
 
@@ -65,6 +66,13 @@ def test_missed_l5s1_is_flagged_never_silent(stress_set):
     assert m["silent_shifts"] == 0
 
 
+class _NothingFound:
+    def points(self, plane, images, spacings, sides=None, midlines=None):
+        from lsdc.rois.detectors import empty_points
+
+        return empty_points()
+
+
 def test_stage_writes_headline_and_details(stress_set, tmp_path, monkeypatch):
     monkeypatch.setattr(stage.tracking, "stage_run", lambda *a, **k: contextlib.nullcontext())
     monkeypatch.setattr(stage.tracking, "log_metrics", lambda *a, **k: None)
@@ -72,11 +80,15 @@ def test_stage_writes_headline_and_details(stress_set, tmp_path, monkeypatch):
     ps, index_dir, folds, _ = stress_set
     monkeypatch.setattr(naming_eval, "build_stress_set", lambda p, scratch, workers=0: (ps, index_dir, folds))
     monkeypatch.setattr(naming_eval, "YoloBoxes", lambda *a, **k: TruthBoxes())
+    monkeypatch.setattr(naming_eval, "YoloDetectors", lambda *a, **k: _NothingFound())
     out = tmp_path / "metrics" / "naming.json"
     args = argparse.Namespace(models_dir=tmp_path / "models", scratch=tmp_path / "scratch", metrics=out)
     assert stage.main(TINY, args) == 0
     head = json.loads(out.read_text())
     assert head["silent_shifts"] == 0 and head["alone"]["min_bin_right"] == 1.0
+    # the pipeline measure ran ROI extraction on the stress studies: nothing found, every crop imputed
+    pipe = headline.load(out)["pipeline"]
+    assert pipe["crops"] > 0 and pipe["silent"] == 0 and head["silent_shifts_pipeline"] == 0
     assert headline.load(out)["detected"]["sag_t2"]["all"]["share"] == 1.0
 
 

@@ -48,6 +48,7 @@ from lsdc import index, orientation, schema
 from lsdc.detect import evaluate as det_eval
 from lsdc.detect import export, infer, naming_check
 from lsdc.params import Detect, Params
+from lsdc.rois.detectors import YoloDetectors
 
 log = logging.getLogger(__name__)
 
@@ -323,8 +324,6 @@ def measure(p: Params, scratch: Path, source: BoxSource | None = None, workers: 
     ps, index_dir, folds = build_stress_set(p, scratch, workers)
     metrics = measure_set(p, ps, index_dir, folds, scratch / "yolo", source)
     if models_dir is not None:
-        from lsdc.rois.detectors import YoloDetectors
-
         metrics["pipeline"] = pipeline_levels(ps, index_dir, YoloDetectors(models_dir, p.detect, device=device))
         metrics["silent_shifts_pipeline"] = metrics["pipeline"]["silent"]
     return metrics

@@ -175,10 +175,14 @@ def model_probs(models: list[FoldModel], crops: np.ndarray, index: pd.DataFrame,
     """(n, 25, 3) mean over the fold models; every study must have rows in the index."""
     study_ids = np.asarray(study_ids, dtype=np.int64)
     total = np.zeros((len(study_ids), len(schema.LABEL_COLUMNS), 3))
+    assembled: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}  # fold models share one layout
     for m in models:
         for start in range(0, len(study_ids), CHUNK_STUDIES):
             chunk = study_ids[start:start + CHUNK_STUDIES]
-            rows, present = layout.assemble(index, chunk, m.layout)
+            key = (start, tuple(m.layout))
+            if key not in assembled:
+                assembled[key] = layout.assemble(index, chunk, m.layout)
+            rows, present = assembled[key]
             stack = np.asarray(crops[rows.ravel()]).reshape(*rows.shape, *crops.shape[1:])
             total[start:start + len(chunk)] += predict_probs(m.ckpt, stack, present, batch_size, device,
                                                              model=m.module)

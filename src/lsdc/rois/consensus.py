@@ -88,21 +88,18 @@ def rename(det: pd.DataFrame, points_mm: np.ndarray, levels: SeriesLevels, sourc
     refs = np.array([levels.reference[lv] for lv in names])[:, 1:]
     gap = np.array([min(np.linalg.norm(refs[k] - refs[m]) for m in range(len(refs)) if m != k)
                     for k in range(len(refs))])
-    out = det.copy()
-    keep = np.ones(len(det), bool)
+    pts = np.asarray(points_mm, float)[:, 1:]
+    located = np.isfinite(pts).all(axis=1)
+    d = np.linalg.norm(np.where(located[:, None], pts, 0.0)[:, None, :] - refs[None], axis=2)
+    k = np.argmin(d, axis=1)
+    match = located & (d[np.arange(len(d)), k] <= max_frac * gap[k])
+    keep = match | ~located  # a slice without geometry keeps its own naming
     status = anatomy.OK if levels.ok else anatomy.AMBIGUOUS
     note = f"level from {source}" + ("" if levels.ok else f" (in doubt: {'; '.join(levels.notes)})")
-    cols = [out.columns.get_loc(c) for c in ("level", "status", "notes")]
-    for r in range(len(det)):
-        p = points_mm[r, 1:]
-        if not np.isfinite(p).all():  # a slice without geometry keeps its own naming
-            continue
-        d = np.linalg.norm(refs - p, axis=1)
-        k = int(np.argmin(d))
-        keep[r] = bool(d[k] <= max_frac * gap[k])
-        out.iloc[r, cols] = [names[k], status, note]
+    out = det.assign(level=np.where(located, np.array(names, dtype=object)[k], det["level"].to_numpy(object)),
+                     status=np.where(located, status, det["status"].to_numpy(object)),
+                     notes=np.where(located, note, det["notes"].to_numpy(object)))
     return out[keep]
-
 
 def agree(references: list[dict[str, np.ndarray]], tol_mm: float) -> bool:
     """Whether several series' (or sides') level positions name the same structures: every

@@ -123,15 +123,23 @@ def map_point(point: np.ndarray | None, series_geoms: Sequence[Sequence[SliceGeo
     several series and angled blocks are handled). None when there is no such slice."""
     if point is None or not np.all(np.isfinite(point)):
         return None
+    point = np.asarray(point, dtype=float)
     best: Mapped | None = None
     for s, geoms in enumerate(series_geoms):
-        for i, g in enumerate(geoms):
-            if g is None:
-                continue
-            x, y, d = project(g, point)
-            inside = -margin_px <= x <= g.cols - 1 + margin_px and -margin_px <= y <= g.rows - 1 + margin_px
-            if inside and (best is None or abs(d) < best.distance):
-                best = Mapped(s, i, x, y, abs(d))
+        placed = [i for i, g in enumerate(geoms) if g is not None]
+        if not placed:
+            continue
+        inv = np.stack([geoms[i].inverse_axes for i in placed])
+        off = point - np.stack([geoms[i].ipp for i in placed])
+        x, y, d = np.einsum("nij,nj->ni", inv, off).T
+        cols = np.array([geoms[i].cols for i in placed], float)
+        rows = np.array([geoms[i].rows for i in placed], float)
+        inside = (x >= -margin_px) & (x <= cols - 1 + margin_px) & (y >= -margin_px) & (y <= rows - 1 + margin_px)
+        if not inside.any():
+            continue
+        k = int(np.flatnonzero(inside)[np.argmin(np.abs(d[inside]))])
+        if best is None or abs(d[k]) < best.distance:
+            best = Mapped(s, placed[k], float(x[k]), float(y[k]), float(abs(d[k])))
     return best
 
 

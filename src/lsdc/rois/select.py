@@ -86,8 +86,10 @@ def canal_slices(det: pd.DataFrame, series: Series, mid_index: int, reach: int =
     xs = np.array([geometry.lateral_x(g) for g in series.geoms])
     near = [i for i in range(mid_index - reach, mid_index + reach + 1) if 0 <= i < n]
     out: dict[str, int] = {}
+    in_near = np.isin(det["image"].to_numpy(), near) if len(det) else np.zeros(0, bool)
+    levels = det["level"].to_numpy(object) if len(det) else np.zeros(0, object)
     for level in schema.LEVELS:
-        rows = det[det["image"].isin(near) & (det["level"] == level)] if len(det) else det
+        rows = det[in_near & (levels == level)] if len(det) else det
         out[level] = centre_slice(rows, xs) if len(rows) else mid_index
     return out
 
@@ -135,8 +137,10 @@ def foramen_slices(det: pd.DataFrame, series: Series, sides: Sequence[str], mid_
             dist = np.abs(np.nan_to_num(xs[own] - mid_x, nan=0.0))
             best = own[int(np.argsort(dist)[len(own) // 2])]
         window = [i for i in (best - 1, best, best + 1) if i in own]
+        in_window = np.isin(det["image"].to_numpy(), window) if len(det) else np.zeros(0, bool)
+        levels = det["level"].to_numpy(object) if len(det) else np.zeros(0, object)
         for level in schema.LEVELS:
-            rows = det[det["image"].isin(window) & (det["level"] == level)] if len(det) else det
+            rows = det[in_window & (levels == level)] if len(det) else det
             out[(level, side)] = centre_slice(rows, xs) if len(rows) else best
     return out
 

@@ -101,13 +101,15 @@ def _hit(det: pd.DataFrame | None, index: int, level: str | None = None, side: s
     """Most confident detection on one slice (of a level / side)."""
     if det is None or not len(det):
         return None
-    keep = det[image_col] == index
+    keep = det[image_col].to_numpy() == index
     if level is not None:
-        keep &= det["level"] == level
+        keep &= det["level"].to_numpy(object) == level
     if side is not None:
-        keep &= det["side"] == side
-    rows = det[keep]
-    return rows.loc[rows["conf"].idxmax()] if len(rows) else None
+        keep &= det["side"].to_numpy(object) == side
+    hits = np.flatnonzero(keep)
+    if not len(hits):
+        return None
+    return det.iloc[int(hits[np.argmax(det["conf"].to_numpy(float)[hits])])]
 
 
 def _xyz(loaded: dict[str, list[Series]], key: Key, locs: dict[Key, Loc]) -> np.ndarray | None:
@@ -382,9 +384,8 @@ def _axial(loaded, detectors: Detectors, p: Params, policy: str, locs: dict[Key,
     # missed there (they serve the imputation from nearby detections, nothing else)
     first = {(s, i): canal[lv][0] for lv, (s, i) in chosen.items()}
     det = _detect_axial(detectors, ax, first)
-    missed = [lv for lv, (s, i) in chosen.items()
-              if any(_hit(det[det["series"] == s] if len(det) else det, i, side=sd, image_col="slice") is None
-                     for sd in SIDES)]
+    found = set(zip(det["series"], det["slice"], det["side"])) if len(det) else set()
+    missed = [lv for lv, (s, i) in chosen.items() if any((s, i, sd) not in found for sd in SIDES)]
     more: dict[tuple[int, int], float] = {}
     for lv in missed:
         s, i = chosen[lv]
