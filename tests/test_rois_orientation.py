@@ -292,8 +292,9 @@ class _T2InDoubtT1Clear:
 
     Z = {lv: 60.0 - 30.0 * i for i, lv in enumerate(schema.LEVELS)}
 
-    def __init__(self, t2, t1):
+    def __init__(self, t2, t1, right_levels=5):
         self.geoms = {"sag_t2": t2.geoms, "sag_t1": t1.geoms}
+        self.right_levels = right_levels  # fewer: the right foramina's count is in doubt too
 
     def points(self, plane, images, spacings, sides=None, midlines=None):
         rows = []
@@ -301,6 +302,8 @@ class _T2InDoubtT1Clear:
         for j in range(len(images)):  # images are the whole series here (no lateral window hit)
             g = geoms[j]
             levels = schema.LEVELS[:4] if plane == "sag_t2" else schema.LEVELS
+            if plane == "sag_t1" and sides and sides[j] == "right":
+                levels = schema.LEVELS[:self.right_levels]
             for i, lv in enumerate(levels):
                 y, dz = (5.0, 0.0) if plane == "sag_t2" else (9.0, 3.0)
                 x, yy, _ = g.to_pixel(np.array([g.ipp[0], y, self.Z[lv] + dz]))
@@ -324,3 +327,16 @@ def test_sag_t2_in_doubt_takes_its_levels_from_both_anchored_sides_of_sag_t1():
     assert locs[("sag_t2", "L5/S1", None)].source == "imputed"  # not found on sag_t2: imputed, never known
     for sd in ("left", "right"):
         assert {locs[("sag_t1", lv, sd)].source for lv in schema.LEVELS} == {"detected"}
+
+
+def test_one_anchored_sag_t1_side_is_not_trusted_alone():
+    """sag_t2 in doubt, the right foramina in doubt too: the left side's own count, though
+    anchored, names nothing as known (it could be the one that missed L5/S1)."""
+    t2 = _series([_sagittal(x) for x in (-3.0, 0.0, 3.0)], "sag_t2", "1", 1)
+    t1 = _series([_sagittal(x) for x in (-15.0, 15.0)], "sag_t1", "1", 2)
+    loaded = {"sag_t2": [t2], "sag_t1": [t1], "ax_t2": []}
+    locs: dict = {}
+    warnings: list[str] = []
+    study._sagittal(loaded, _T2InDoubtT1Clear(t2, t1, right_levels=4), Params(), "anatomy", locs, warnings)
+    assert not any("levels taken from the sag_t1" in w for w in warnings)
+    assert {locs[k].source for k in locs} == {"imputed"}

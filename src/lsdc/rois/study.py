@@ -208,6 +208,8 @@ def _sagittal(loaded, detectors, p: Params, policy: str, locs: dict[Key, Loc],
                                     "different FrameOfReferenceUIDs: sag_t1 levels not taken from sag_t2")
                 det, ref_t1, t1_ok = _series_consensus(det, t1, p, "the sag_t1 series' foramen chains", warnings,
                                                        per_side=sides)
+                if not t1_ok and len(det):  # one side's count is not trusted alone when the other is in doubt
+                    det = det.assign(status=anatomy.AMBIGUOUS)
                 if t2 is not None and shared and t1_ok and len(ref_t1) >= 2:  # sag_t2 in doubt: named from sag_t1
                     det2 = consensus.rename(raw_t2, select.patient_points(t2, raw_t2),
                                             consensus.SeriesLevels(ref_t1, anatomy.OK), "the sag_t1 foramen chains")
