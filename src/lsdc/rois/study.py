@@ -172,10 +172,11 @@ class _Group:
 
 def _sagittal(loaded, detectors, p: Params, policy: str, locs: dict[Key, Loc],
               warnings: list[str] | None = None) -> list[_Group]:
-    """Sagittal crops. Levels: a slice whose count is not anchored ('ambiguous') is named
-    from the anchored slices of its series through patient coordinates; sag_t1 foramina
-    are named from the sag_t2 levels when both series share a frame of reference (else
-    from sag_t1's own anchored slices). A level still guessed gives an 'imputed' crop."""
+    """Sagittal crops. Levels: each series is named as a whole (its slices' boxes pooled in
+    patient coordinates, lsdc.rois.consensus); sag_t1 foramina are named from the sag_t2
+    levels when both series share a frame of reference. When sag_t2's count stays in doubt,
+    sag_t1 is named by its own chains, trusted only with both sides anchored and in
+    agreement, and then names sag_t2 too. A level still guessed gives an 'imputed' crop."""
     warnings = [] if warnings is None else warnings
     groups: list[_Group] = []
     t2 = loaded["sag_t2"][0] if loaded["sag_t2"] else None
