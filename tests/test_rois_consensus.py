@@ -59,3 +59,30 @@ def test_rows_without_geometry_keep_their_own_naming():
     levels = consensus.series_levels(pts, det["image"].to_numpy(), det["conf"].to_numpy(), DetectAnatomy())
     out = consensus.rename(det, pts, levels, "test")
     assert len(out) == 5 and out["level"].iloc[0] == "L1/L2" and out["notes"].iloc[0] == ""
+
+
+def _shifted(ref: dict[str, np.ndarray], by: int) -> dict[str, np.ndarray]:
+    """A guess counted `by` levels too high: each level's name on the structure `by` below."""
+    names = list(schema.LEVELS)
+    return {names[k - by]: ref[lv] for k, lv in enumerate(names) if k - by >= 0}
+
+
+def test_same_anchor_compares_the_structure_counted_as_l5s1():
+    foramen = {lv: p + np.array([20.0, 6.0, 2.0]) for lv, p in DISCS.items()}  # beside and behind the disc
+    assert consensus.same_anchor(DISCS, foramen, 14.0)
+    gap = {lv: p for lv, p in foramen.items() if lv != "L2/L3"}  # a missed level above does not matter
+    assert consensus.same_anchor(DISCS, gap, 14.0)
+    assert not consensus.same_anchor(DISCS, _shifted(DISCS, 1), 14.0)  # L5/S1 missed: counted from L4/L5
+    assert not consensus.same_anchor(DISCS, {"L1/L2": DISCS["L1/L2"], "L2/L3": DISCS["L2/L3"]}, 14.0)
+
+
+def test_vote_takes_the_guess_most_chains_share():
+    wrong = _shifted(DISCS, 1)  # the canal chain lost a faint L5/S1
+    pick, agreeing = consensus.vote({"sag_t2": wrong, "sag_t1 left": DISCS, "sag_t1 right": DISCS}, 14.0)
+    assert pick == "sag_t1 left" and agreeing == ["sag_t1 left", "sag_t1 right"]
+    pick, agreeing = consensus.vote({"sag_t2": DISCS, "sag_t1 left": wrong, "sag_t1 right": DISCS}, 14.0)
+    assert pick == "sag_t2" and agreeing == ["sag_t2", "sag_t1 right"]
+    # no two agree: the first (the canal chain) is kept, alone
+    pick, agreeing = consensus.vote({"sag_t2": DISCS, "sag_t1 left": wrong, "sag_t1 right": _shifted(DISCS, 2)}, 14.0)
+    assert pick == "sag_t2" and agreeing == ["sag_t2"]
+    assert consensus.vote({"sag_t2": {}}, 14.0) == ("", [])

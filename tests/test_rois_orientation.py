@@ -340,3 +340,43 @@ def test_one_anchored_sag_t1_side_is_not_trusted_alone():
     study._sagittal(loaded, _T2InDoubtT1Clear(t2, t1, right_levels=4), Params(), "anatomy", locs, warnings)
     assert not any("levels taken from the sag_t1" in w for w in warnings)
     assert {locs[k].source for k in locs} == {"imputed"}
+
+
+class _AllInDoubtAlike(_T2InDoubtT1Clear):
+    """Every chain (canal and both foramen sides) sees all five levels, L1/L2 weakly (its
+    count in doubt: 'a weak box at an end'); `faint`: the canal chain also has a weak box
+    below L5/S1 (the count in doubt for a possibly faint L5/S1)."""
+
+    def __init__(self, t2, t1, faint=False):
+        super().__init__(t2, t1)
+        self.faint = faint
+
+    def points(self, plane, images, spacings, sides=None, midlines=None):
+        rows = []
+        for j in range(len(images)):
+            g = self.geoms[plane][j]
+            y, dz = (5.0, 0.0) if plane == "sag_t2" else (9.0, 3.0)
+            boxes = [(lv, self.Z[lv] + dz, 0.2 if lv == "L1/L2" else 0.9) for lv in schema.LEVELS]
+            if self.faint and plane == "sag_t2":
+                boxes.append(("L5/S1", self.Z["L5/S1"] - 30.0, 0.1))
+            for lv, z, conf in boxes:
+                x, yy, _ = g.to_pixel(np.array([g.ipp[0], y, z]))
+                rows.append((j, lv, sides[j] if sides else None, float(x), float(yy), conf, "ambiguous", ""))
+        return pd.DataFrame(rows, columns=list(POINT_COLUMNS))
+
+
+def test_three_chains_in_doubt_that_agree_anchor_the_count_unless_l5s1_may_be_faint():
+    t2 = _series([_sagittal(x) for x in (-3.0, 0.0, 3.0)], "sag_t2", "1", 1)
+    t1 = _series([_sagittal(x) for x in (-15.0, 15.0)], "sag_t1", "1", 2)
+    loaded = {"sag_t2": [t2], "sag_t1": [t1], "ax_t2": []}
+    for faint in (False, True):
+        locs: dict = {}
+        warnings: list[str] = []
+        study._sagittal(loaded, _AllInDoubtAlike(t2, t1, faint), Params(), "anatomy", locs, warnings)
+        assert sum("level count in doubt" in w for w in warnings) == 3  # each chain alone is in doubt
+        assert any("no chain anchored" in w for w in warnings)
+        sources = {locs[k].source for k in locs}
+        assert sources == ({"imputed"} if faint else {"detected"}), (faint, sources)
+        for lv in schema.LEVELS:  # the names are right either way: the doubt is only flagged
+            loc = locs[("sag_t2", lv, None)]
+            assert abs(t2.geoms[loc.index].to_patient(loc.x, loc.y)[2] - _AllInDoubtAlike.Z[lv]) < 1e-6

@@ -35,6 +35,7 @@ import numpy as np
 from lsdc import schema
 
 OK, AMBIGUOUS = "ok", "ambiguous"
+FAINT_L5S1 = "L5/S1 may be faint"  # in the notes when weak boxes below the chain were left out
 
 
 @dataclass(frozen=True)
@@ -198,7 +199,7 @@ def assign_levels(
     if anchor is not None and not lowest_is_l5s1:
         doubt = True
     if trimmed:
-        notes.append(f"{trimmed} weak box(es) below the lowest confident disc left out: L5/S1 may be faint")
+        notes.append(f"{trimmed} weak box(es) below the lowest confident disc left out: {FAINT_L5S1}")
         doubt = True
     if gaps:
         notes.append(f"{gaps} missing level(s) between boxes")

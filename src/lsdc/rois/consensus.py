@@ -9,6 +9,10 @@ structure, scored by its summed confidence over the slices divided by the number
 with detections, so a disc seen faintly on many slices keeps its weight against a thoracic
 disc seen clearly on a few. The chain of those structures names the levels of the series,
 with doubt as for one slice.
+
+When no series is anchored, `vote` picks the guess that most of the study's chains (the
+sag_t2 canal, the sag_t1 foramina of each side) share in patient coordinates: the three
+fail mostly apart (a canal chain that lost a faint L5/S1 beside foramen chains that kept it).
 """
 
 from __future__ import annotations
@@ -116,3 +120,27 @@ def agree(references: list[dict[str, np.ndarray]], tol_mm: float) -> bool:
                 if (lv in rb and d[lv] > tol_mm) or nearest != lv and d[nearest] < d.get(lv, np.inf):
                     return False
     return True
+
+
+def same_anchor(a: dict[str, np.ndarray], b: dict[str, np.ndarray], tol_mm: float, anchor: str = "L5/S1") -> bool:
+    """Whether two guesses count from the same structure: each one's `anchor` is the other's
+    level nearest to it (patient y, z), within tol_mm. Levels above may differ (a gap, a
+    thoracic disc), the count from the bottom does not."""
+    if anchor not in a or anchor not in b:
+        return False
+    for x, y in ((a, b), (b, a)):
+        d = {lv: float(np.linalg.norm(q[1:] - x[anchor][1:])) for lv, q in y.items()}
+        if min(d, key=d.get) != anchor or d[anchor] > tol_mm:
+            return False
+    return True
+
+
+def vote(guesses: dict[str, dict[str, np.ndarray]], tol_mm: float) -> tuple[str, list[str]]:
+    """The guess (name -> level positions) that counts from the same L5/S1 (`same_anchor`)
+    as most others, ties to the earlier name, and every name sharing it (itself included)."""
+    names = [n for n in guesses if len(guesses[n]) >= 2]
+    if not names:
+        return "", []
+    support = {n: [m for m in names if m == n or same_anchor(guesses[n], guesses[m], tol_mm)] for n in names}
+    best = max(names, key=lambda n: len(support[n]))  # max keeps the first of equals
+    return best, support[best]

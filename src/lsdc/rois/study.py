@@ -189,7 +189,7 @@ def _sagittal(loaded, detectors, p: Params, policy: str, locs: dict[Key, Loc],
         window = _lateral_window(t2, centre, 0.0, p.rois.canal_window_mm) if policy == "anatomy" else None
         det = raw_t2 = _detect(detectors, t2, "sag_t2", only=window)
         if policy == "anatomy":
-            det, ref_t2, _ = _series_consensus(det, t2, p, "the sag_t2 series' disc chain", warnings)
+            det, ref_t2, _, guess_t2 = _series_consensus(det, t2, p, "the sag_t2 series' disc chain", warnings)
         t2_index = select.midline_index(det, len(t2)) if policy == "anatomy" else select.central_index(len(t2))
         targets = (select.canal_slices(det, t2, t2_index) if policy == "anatomy"
                    else {lv: t2_index for lv in schema.LEVELS})
@@ -199,7 +199,7 @@ def _sagittal(loaded, detectors, p: Params, policy: str, locs: dict[Key, Loc],
         sides = select.slice_sides(t1, mid)
         if policy == "anatomy":
             lo, hi = p.rois.foramen_window_mm
-            det = _detect(detectors, t1, "sag_t1", sides=sides, only=_lateral_window(t1, mid, lo, hi))
+            det = raw_t1 = _detect(detectors, t1, "sag_t1", sides=sides, only=_lateral_window(t1, mid, lo, hi))
             shared = t2 is not None and geometry.same_frame(t1.frame_of_reference, t2.frame_of_reference)
             if len(ref_t2) >= 2 and shared:
                 det = select.relabel_by_reference(det, t1, ref_t2, "the sag_t2 levels", only_doubtful=False)
@@ -207,8 +207,8 @@ def _sagittal(loaded, detectors, p: Params, policy: str, locs: dict[Key, Loc],
                 if t2 is not None and len(ref_t2) >= 2:
                     warnings.append(f"sag_t1 series {t1.series_id} and sag_t2 series {t2.series_id} have "
                                     "different FrameOfReferenceUIDs: sag_t1 levels not taken from sag_t2")
-                det, ref_t1, t1_ok = _series_consensus(det, t1, p, "the sag_t1 series' foramen chains", warnings,
-                                                       per_side=sides)
+                det, ref_t1, t1_ok, guess_t1 = _series_consensus(det, t1, p, "the sag_t1 series' foramen chains",
+                                                                 warnings, per_side=sides)
                 if not t1_ok and len(det):  # one side's count is not trusted alone when the other is in doubt
                     det = det.assign(status=anatomy.AMBIGUOUS)
                 if t2 is not None and shared and t1_ok and len(ref_t1) >= 2:  # sag_t2 in doubt: named from sag_t1
@@ -217,6 +217,11 @@ def _sagittal(loaded, detectors, p: Params, policy: str, locs: dict[Key, Loc],
                     groups[0].det, groups[0].targets = det2, select.canal_slices(det2, t2, t2_index)
                     warnings.append(f"series {t2.series_id} (sag_t2): levels taken from the sag_t1 foramen chains "
                                     f"of series {t1.series_id}, both sides anchored and in agreement")
+                elif t2 is not None and shared and not t1_ok:  # nothing anchored: the guess most chains share
+                    voted = _vote(guess_t2, guess_t1, raw_t2, raw_t1, t2, t1, p, warnings)
+                    if voted is not None:
+                        det, det2 = voted
+                        groups[0].det, groups[0].targets = det2, select.canal_slices(det2, t2, t2_index)
             chosen = select.foramen_slices(det, t1, sides, mid)
             allowed = {sd: [i for i in range(len(t1)) if sides[i] == sd] for sd in SIDES}
         else:  # the notebook: central slice for both sides, sides mixed
@@ -237,18 +242,47 @@ def _sagittal(loaded, detectors, p: Params, policy: str, locs: dict[Key, Loc],
     return groups
 
 
+def _vote(guess_t2: dict[str, consensus.SeriesLevels], guess_t1: dict[str, consensus.SeriesLevels],
+          raw_t2: pd.DataFrame, raw_t1: pd.DataFrame, t2: Series, t1: Series, p: Params,
+          warnings: list[str]) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    """Neither sagittal series anchored: both named by the guess most of the three chains
+    (canal, left and right foramina) share (consensus.vote). The names stay in doubt (imputed
+    crops) unless all three chains agree and none left a possibly faint L5/S1 below it.
+    Returns (sag_t1 rows, sag_t2 rows), None when no chain has a guess."""
+    chains = {"sag_t2": guess_t2.get("all")} | {f"sag_t1 {sd}": guess_t1.get(sd) for sd in SIDES}
+    chains = {k: v for k, v in chains.items() if v is not None}
+    spacing = p.detect.anatomy.disc_spacing_mm[0]
+    refs = {k: v.reference for k, v in chains.items()}
+    pick, agreeing = consensus.vote(refs, spacing)
+    if not pick:
+        return None
+    faint = any(anatomy.FAINT_L5S1 in n for v in chains.values() for n in v.notes)
+    confirmed = len(agreeing) == 3 and not faint and consensus.agree(list(refs.values()), spacing / 2)
+    levels = consensus.SeriesLevels(chains[pick].reference, anatomy.OK if confirmed else anatomy.AMBIGUOUS,
+                                    () if confirmed else (f"{len(agreeing)} of {len(chains)} chains agree"
+                                                          + (", a faint L5/S1 possible" if faint else ""),))
+    source = f"the {pick} chain, shared by {', '.join(agreeing)}"
+    warnings.append(f"series {t2.series_id} (sag_t2) and {t1.series_id} (sag_t1): no chain anchored; levels from "
+                    f"{source}" + ("; all three agree: anchored" if confirmed else "; still in doubt, crops imputed"))
+    det1 = consensus.rename(raw_t1, select.patient_points(t1, raw_t1), levels, source)
+    det2 = consensus.rename(raw_t2, select.patient_points(t2, raw_t2), levels, source)
+    return det1, det2
+
+
 def _series_consensus(det: pd.DataFrame, s: Series, p: Params, source: str, warnings: list[str],
-                      per_side: list[str] | None = None) -> tuple[pd.DataFrame, dict[str, np.ndarray], bool]:
+                      per_side: list[str] | None = None
+                      ) -> tuple[pd.DataFrame, dict[str, np.ndarray], bool, dict[str, consensus.SeriesLevels]]:
     """Rows renamed by the disc chain of the whole series (lsdc.rois.consensus; per side of
     the midline for sag_t1 foramina), the reference of each level (the mean over the sides
     whose count is anchored; empty when none is: the crops are then imputed, never used as
-    known) and whether every side is anchored with the sides' levels in agreement."""
+    known), whether every side is anchored with the sides' levels in agreement, and each
+    side's chain, anchored or not ('all' without sides)."""
     if not len(det):
-        return det, {}, False
+        return det, {}, False, {}
     pts = select.patient_points(s, det)
     if not np.isfinite(pts).all(axis=1).any():  # no geometry: each slice's own count
-        return det, select.level_reference(det, s), False
-    parts, refs = [], []
+        return det, select.level_reference(det, s), False, {}
+    parts, refs, chains = [], [], {}
     side_of = np.array([per_side[int(i)] for i in det["image"]]) if per_side is not None else np.zeros(len(det))
     for side in np.unique(side_of):
         sel = side_of == side
@@ -259,10 +293,11 @@ def _series_consensus(det: pd.DataFrame, s: Series, p: Params, source: str, warn
                             f"level count in doubt ({'; '.join(levels.notes)}); its crops are imputed")
         parts.append(consensus.rename(det[sel], pts[sel], levels, source))
         refs.append(levels.reference if levels.ok else None)
+        chains[str(side) if per_side is not None else "all"] = levels
     good = [r for r in refs if r]
     ref = {lv: np.mean([r[lv] for r in good if lv in r], axis=0) for lv in schema.LEVELS if any(lv in r for r in good)}
     agree = bool(good) and len(good) == len(refs) and consensus.agree(good, p.detect.anatomy.disc_spacing_mm[0] / 2)
-    return (pd.concat(parts) if parts else det), ref, agree
+    return (pd.concat(parts) if parts else det), ref, agree, chains
 
 
 def _other_sources(g: _Group, level: str) -> list[list[Key]]:
