@@ -193,3 +193,14 @@ def test_naming_check_reads_a_coordinates_table(tmp_path):
     assert rep["true"]["all"] == {"n": 2, "right": 1.0, "confirmed": 1.0, "doubt": 0.0, "silent": 0}
     assert rep["true"]["fov"]["<260"]["n"] == 1 and rep["true"]["fov"][">=340"]["n"] == 1
     assert rep["drop_l5s1"]["all"]["silent"] == 0
+
+
+def test_stray_boxes_do_not_buy_a_chain_of_double_links():
+    """A regular spine (~36 mm spacing) with weak stray boxes beside its top: a chain reading
+    each spacing as two missed discs could take the strays in and would name every level above
+    L5/S1 wrong. Measured on a pooled sag_t2 series of the default data (patient y, -z in mm)."""
+    yz = np.array([[14.3, 48.1], [-20.9, 63.8], [12.1, 81.5], [-24.1, 92.2], [13.1, 116.9],
+                   [14.9, 154.4], [19.0, 190.8], [25.8, 225.2]])
+    conf = np.array([0.40, 0.06, 1.95, 0.36, 2.74, 3.27, 4.17, 3.99]) / 6
+    a = assign_levels(yz, conf, (1.0, 1.0))
+    assert {lv: int(i) for lv, i in a.chosen.items()} == dict(zip(schema.LEVELS, (2, 4, 5, 6, 7)))

@@ -82,7 +82,10 @@ def _chain(mm: np.ndarray, conf: np.ndarray, idx: list[int], head: np.ndarray, r
 
     Dynamic programme over states (previous box, last box, steps of the last link); a
     transition is allowed when the new link keeps the spacing ratio and the turn within
-    the rules. Ranking: more boxes, then fewer gaps, then more confidence minus turning."""
+    the rules. Ranking: more boxes net of the missed discs the chain claims (a link read as two
+    spacings must pay for itself: otherwise stray boxes beside a regular spine win a chain of
+    double links that names every level above L5/S1 wrong), then fewer gaps, then more
+    confidence minus turning."""
     lo, hi = r.spacing_mm
     order = sorted(idx, key=lambda i: float(mm[i] @ head))
     cos_tilt = np.cos(np.deg2rad(r.max_tilt_deg))
@@ -102,7 +105,7 @@ def _chain(mm: np.ndarray, conf: np.ndarray, idx: list[int], head: np.ndarray, r
         for j, k, _, _ in links[i]:
             key = (i, j, k)
             if key not in best:
-                best[key] = ((2, -(k - 1), conf[i] + conf[j]), [i, j], [k])
+                best[key] = ((2 - (k - 1), -(k - 1), conf[i] + conf[j]), [i, j], [k])
         for (p, q, kq), (rank, chain, steps) in list(best.items()):
             if q != i:
                 continue
@@ -114,7 +117,7 @@ def _chain(mm: np.ndarray, conf: np.ndarray, idx: list[int], head: np.ndarray, r
                 turn = np.degrees(np.arccos(np.clip(dq @ dj, -1.0, 1.0)))
                 if not (1 / r.max_ratio <= ratio <= r.max_ratio) or turn > r.max_turn_deg * (1.5 if max(k, kq) > 1 else 1.0):
                     continue
-                new = (rank[0] + 1, rank[1] - (k - 1), rank[2] + conf[j] - turn / 180.0)
+                new = (rank[0] + 1 - (k - 1), rank[1] - (k - 1), rank[2] + conf[j] - turn / 180.0)
                 key = (i, j, k)
                 if key not in best or new > best[key][0]:
                     best[key] = (new, chain + [j], steps + [k])
