@@ -47,12 +47,14 @@ def _params(root: Path, **rois):
     return replace(p, data=replace(p.data, root=str(root)), runtime=replace(p.runtime, workers=0), rois=replace(p.rois, **rois))
 
 
-def _run(base: Path, root: Path, name: str, index_dir: Path | None = None, detectors=None, **overrides):
+def _run(base: Path, root: Path, name: str, index_dir: Path | None = None, detectors=None,
+         folds_path: Path | None = None, **overrides):
     p = _params(root, **overrides)
     out = base / name
     metrics = stage.run(p, index_dir=index_dir or base / "index", out_dir=out / "rois",
                         metrics_path=out / "rois.json", sheets_dir=out / "sheets",
-                        detectors=detectors or BlobDetectors(p.detect))
+                        detectors=detectors or BlobDetectors(p.detect),
+                        folds_path=folds_path or base / "no-folds.parquet")
     index = pd.read_parquet(out / "rois" / "index.parquet")
     crops = np.load(out / "rois" / "crops.npy", mmap_mode="r")
     return metrics, index, crops, out
@@ -222,3 +224,13 @@ def test_lateral_window_keeps_slices_by_patient_distance():
     xs = [lateral_x(geoms[i]) for i in keep]
     assert keep and all(6.0 <= abs(x) <= 20.0 for x in xs) and len(keep) == 8
     assert _lateral_window(series, float("nan"), 0.0, 10.0) is None  # no centre: every slice
+
+
+def test_the_detectors_validation_studies_are_reported_apart(dataset):
+    base, root, _ = dataset
+    folds = base / "folds.parquet"
+    pd.DataFrame({"study_id": [101, 102, 103], "fold": [0, 1, 2]}).to_parquet(folds)  # val_fold 0: study 101
+    metrics, *_ = _run(base, root, "val-fold", folds_path=folds)
+    val = metrics["distance_mm"]["detector_val_fold"]
+    assert val["n"] == 25 and metrics["distance_mm"]["n"] == 75
+    assert val["within_5mm"] == 1.0 and set(val["by_plane"]) == set(schema.PLANES)

@@ -211,13 +211,20 @@ def naming_block(metrics_dir: Path = paths.METRICS_DIR) -> str:
     rois = _load(metrics_dir, "rois.json")
     other = []
     if any(dets.values()):
-        other.append("detectors, default run, validation fold, points right and within 5 mm: " + ", ".join(
+        other.append("detectors, default run, validation fold, points right and within 5 mm, each slice "
+                     "named alone: " + ", ".join(
             f"{p} {_pct(d.get('loc_right_within'), 1)} ({_mark(d.get('loc_right_within'), POINT_TARGET)} 97 %)"
             for p, d in dets.items() if d))
     if rois:
         w = rois.get("distance_mm", {}).get("within_5mm")
         other.append(f"ROI store, default run: annotated points within 5 mm of the crop centre {_pct(w, 1)} "
                      f"({_mark(w, POINT_TARGET)} 97 %)")
+        val = rois.get("distance_mm", {}).get("detector_val_fold")
+        if val:
+            other.append(f"the same on the detectors' validation fold only ({val.get('n')} points; the pipeline "
+                         f"names levels per series and across planes): {_pct(val.get('within_5mm'), 1)} ("
+                         + ", ".join(f"{p} {_pct(v.get('within_5mm'), 1)}" for p, v in val.get("by_plane", {}).items())
+                         + f"; {_mark(val.get('within_5mm'), POINT_TARGET)} 97 %)")
     if other:
         lines += ["", *(f"- {o}" for o in other)]
     return "\n".join(lines)

@@ -3,8 +3,9 @@
 Reads data/interim/index/{studies,series,instances}.parquet and the detectors
 models/detectors/<plane>.pt; writes data/processed/rois/{crops.npy,index.parquet}
 (docs/data_formats.md), metrics/rois.json and reports/rois/<study>.png contact sheets,
-and logs one MLflow run. coords.parquet is read only for the distance metrics, after
-every crop is written. Studies are processed in `runtime.workers` processes, each
+and logs one MLflow run. coords.parquet (and data/interim/folds.parquet, to report the
+detectors' validation studies apart) is read only for the distance metrics, after every
+crop is written. Studies are processed in `runtime.workers` processes, each
 decoding its studies' DICOMs once and running the detectors in batches; results are
 written in study order as they arrive, with a bounded number in flight, so memory
 does not grow with the number of studies.
@@ -26,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from lsdc import headline, index, paths, schema
+from lsdc.folds import load_folds
 from lsdc.params import Params
 from lsdc.rois import report, select, sheet
 from lsdc.rois.detectors import Detectors, YoloDetectors
@@ -120,7 +122,8 @@ def peak_rss_mb() -> dict[str, float]:
 
 def run(params: Params, index_dir: Path = paths.INDEX_DIR, out_dir: Path = paths.ROIS_DIR,
         metrics_path: Path = paths.ROIS_METRICS, sheets_dir: Path = paths.ROI_SHEETS_DIR,
-        detectors: Detectors | None = None, models_dir: Path = paths.DETECTORS_DIR) -> dict:
+        detectors: Detectors | None = None, models_dir: Path = paths.DETECTORS_DIR,
+        folds_path: Path = paths.FOLDS_FILE) -> dict:
     """Write the ROI store, metrics and contact sheets; return the metrics."""
     select.check_policy(params.rois.selection)
     if detectors is None:
@@ -158,11 +161,15 @@ def run(params: Params, index_dir: Path = paths.INDEX_DIR, out_dir: Path = paths
     problem_table = pd.DataFrame(problems, columns=list(PROBLEM_COLUMNS))
     problem_table.to_csv(Path(out_dir) / PROBLEMS_FILE, index=False)
     store_index = pd.read_parquet(index_path)
+    val = None
+    if Path(folds_path).is_file():  # the detectors' validation studies: their distances apart too
+        folds = load_folds(Path(folds_path))
+        val = set(folds.loc[folds["fold"] == params.detect.export.val_fold, "study_id"].astype(int))
     metrics = report.build_metrics(store_index, index.table_path(index_dir, "coords"), {
         "rows_per_study": n_slots, "selection": params.rois.selection,
         "unreadable_slices": unreadable, "studies_lacking_a_plane": notes,
         "problems": {k: int(v) for k, v in problem_table["kind"].value_counts().sort_index().items()},
-    })
+    }, detector_val=val)
     headline.write("rois", metrics, metrics_path)
     crops = np.load(crops_path, mmap_mode="r")
     sheet.draw_sheets(crops, store_index, Path(sheets_dir), params.rois.contact_sheet_studies)

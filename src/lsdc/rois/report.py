@@ -93,10 +93,17 @@ def distance_summary(dist: pd.DataFrame) -> dict:
     return out
 
 
-def build_metrics(index: pd.DataFrame, coords_path: Path | None, extra: dict | None = None) -> dict:
+def build_metrics(index: pd.DataFrame, coords_path: Path | None, extra: dict | None = None,
+                  detector_val: set[int] | None = None) -> dict:
+    """Coverage and distances; `detector_val`: the studies that validated the detectors (their
+    distances again apart: the detectors never trained on them)."""
     metrics = coverage(index)
     if coords_path is not None and Path(coords_path).exists():
-        metrics["distance_mm"] = distance_summary(distances(index, ingest_index.read_table(Path(coords_path).parent, "coords")))
+        dist = distances(index, ingest_index.read_table(Path(coords_path).parent, "coords"))
+        metrics["distance_mm"] = distance_summary(dist)
+        if detector_val:
+            val = distance_summary(dist[dist["study_id"].isin(detector_val)])
+            metrics["distance_mm"]["detector_val_fold"] = {k: val[k] for k in ("n", "within_5mm", "by_plane")}
     else:
         log.info("no coordinates table (%s): distance metrics skipped", coords_path)
     metrics.update(extra or {})
