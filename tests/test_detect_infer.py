@@ -24,3 +24,14 @@ def test_points_table_axial_sides_and_levels_mode():
     # notebook classes: class 0 = right, 1 = left, whatever the position
     lev = points_table([boxes], "ax_t2", _cfg("levels"), [(0.5, 0.5)])
     assert dict(zip(lev["side"], lev["x"])) == {"right": 60.0, "left": 20.0}
+
+
+def test_one_parasagittal_slice_never_anchors_its_foramen_count():
+    """Five clear foramina on a sag_t1 slice may be T12/L1..L4/L5 (L5/S1 lies further out):
+    named bottom-up as a guess, in doubt; the same five discs on a sag_t2 slice are anchored."""
+    boxes = Boxes(np.stack([np.full(5, 100.0), 200 - np.arange(5) * 70.0], 1), np.full(5, 0.8), np.zeros(5, int))
+    t1 = points_table([boxes], "sag_t1", _cfg("anatomy"), [(0.5, 0.5)], sides=["left"])
+    t2 = points_table([boxes], "sag_t2", _cfg("anatomy"), [(0.5, 0.5)])
+    assert sorted(t1["level"]) == sorted(t2["level"]) and len(t1) == 5
+    assert (t2["status"] == "ok").all() and (t1["status"] == "ambiguous").all()
+    assert "parasagittal slice does not anchor" in t1["notes"].iloc[0]

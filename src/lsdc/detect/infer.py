@@ -12,6 +12,7 @@ on sag_t2 and, on sag_t1, the side the caller passed for the slice.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,6 +28,10 @@ from lsdc.params import Detect
 log = logging.getLogger(__name__)
 
 POINT_COLUMNS = ("image", "level", "side", "x", "y", "conf", "status", "notes")
+# The foramina of one side lie at different lateral positions (L5/S1 the most lateral), so a
+# parasagittal slice often shows T12/L1..L4/L5 as five clear foramina and L5/S1 not at all: its
+# own count is never anchored. Its series (all slices of the side) and sag_t2 name it.
+PARASAGITTAL = "one parasagittal slice does not anchor the foramen count"
 
 
 @dataclass(frozen=True)
@@ -80,10 +85,13 @@ def assign(boxes: Boxes, plane: str, cfg: Detect, spacing: tuple[float, float],
         is_anchor = (boxes.cls == 1) & (boxes.conf >= a.anchor_conf)
         if is_anchor.any():
             anchor = boxes.xy[np.flatnonzero(is_anchor)[np.argmax(boxes.conf[is_anchor])]]
-    return anatomy.assign_levels(boxes.xy, boxes.conf, spacing, spacing_mm=a.disc_spacing_mm,
-                                 max_turn_deg=a.max_turn_deg, max_ratio=a.max_ratio,
-                                 max_tilt_deg=a.max_tilt_deg, weak_ratio=a.weak_ratio,
-                                 trim_ratio=a.trim_ratio, anchor_px=anchor)
+    out = anatomy.assign_levels(boxes.xy, boxes.conf, spacing, spacing_mm=a.disc_spacing_mm,
+                                max_turn_deg=a.max_turn_deg, max_ratio=a.max_ratio,
+                                max_tilt_deg=a.max_tilt_deg, weak_ratio=a.weak_ratio,
+                                trim_ratio=a.trim_ratio, anchor_px=anchor)
+    if plane == "sag_t1" and anchor is None and out.ok:
+        return dataclasses.replace(out, status=anatomy.AMBIGUOUS, notes=out.notes + (PARASAGITTAL,))
+    return out
 
 
 def points_table(all_boxes: Sequence[Boxes], plane: str, cfg: Detect,
