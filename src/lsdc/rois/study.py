@@ -176,7 +176,8 @@ def _sagittal(loaded, detectors, p: Params, policy: str, locs: dict[Key, Loc],
     patient coordinates, lsdc.rois.consensus); sag_t1 foramina are named from the sag_t2
     levels when both series share a frame of reference. When sag_t2's count stays in doubt,
     sag_t1 is named by its own chains, trusted only with both sides anchored and in
-    agreement, and then names sag_t2 too. A level still guessed gives an 'imputed' crop."""
+    agreement, and then names sag_t2 too. When neither is anchored, the three chains vote
+    (_vote). A level still guessed gives an 'imputed' crop."""
     warnings = [] if warnings is None else warnings
     groups: list[_Group] = []
     t2 = loaded["sag_t2"][0] if loaded["sag_t2"] else None
