@@ -182,3 +182,16 @@ def test_runtime_block_names_the_applied_experiment():
     block = report.runtime_block(runtime)
     assert "| `train_classifier` | 6 min 40 s |" in block
     assert "`train_classifier`: the run of `dvc exp` `crops-e20`" in block
+
+
+def test_naming_block_states_figure_b_with_the_pipelines_names_against_its_target(tmp_path):
+    cell = {"points": 10, "wrong_level": 0, "silent": 0}
+    named = {"points": 30, "right_within": 0.98, "wrong_level": 1, "silent": 0,
+             "by_plane": {"sag_t1": {**cell, "right_within": 0.99}, "sag_t2": {**cell, "right_within": 0.96},
+                          "ax_t2": {**cell, "right_within": 1.0}}}
+    headline.write("rois", {"studies": {"total": 3}, "crops": {"detected_share": 0.9},
+                            "named_points": {**named, "detector_val_fold": named}}, tmp_path / "rois.json")
+    block = report.naming_block(tmp_path)
+    line = next(x for x in block.splitlines() if x.startswith("- **(b)**"))
+    assert "sag_t1 99.0 % (meets 97 %), sag_t2 96.0 % (**misses** 97 %), ax_t2 100.0 % (meets 97 %)" in line
+    assert "30 points" in line and "**0 silent**" in line

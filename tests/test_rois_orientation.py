@@ -380,3 +380,55 @@ def test_three_chains_in_doubt_that_agree_anchor_the_count_unless_l5s1_may_be_fa
         for lv in schema.LEVELS:  # the names are right either way: the doubt is only flagged
             loc = locs[("sag_t2", lv, None)]
             assert abs(t2.geoms[loc.index].to_patient(loc.x, loc.y)[2] - _AllInDoubtAlike.Z[lv]) < 1e-6
+
+
+class _CanalOffCentre:
+    """sag_t2 whose canal runs through the slices at patient x >= 8 mm only (scoliosis): five
+    confident discs on each of them; each image's pixels hold its slice number."""
+
+    Z = {lv: 60.0 - 30.0 * i for i, lv in enumerate(schema.LEVELS)}
+
+    def __init__(self, geoms, canal_from_x=8.0):
+        self.geoms, self.canal_from_x, self.seen = geoms, canal_from_x, []
+
+    def points(self, plane, images, spacings, sides=None, midlines=None):
+        rows = []
+        for j, im in enumerate(images):
+            g = self.geoms[int(im[0, 0])]
+            self.seen.append(int(im[0, 0]))
+            if g.ipp[0] < self.canal_from_x:
+                continue
+            for lv in schema.LEVELS:
+                x, y, _ = g.to_pixel(np.array([g.ipp[0], 5.0, self.Z[lv]]))
+                rows.append((j, lv, None, float(x), float(y), 0.9, "ok", ""))
+        return pd.DataFrame(rows, columns=list(POINT_COLUMNS))
+
+
+def _canal_series(xs):
+    geoms = [_sagittal(x) for x in xs]
+    images = [np.full((SIZE, SIZE), k, np.uint8) for k in range(len(geoms))]
+    return Series(5, "sag_t2", images, geoms, list(range(1, len(geoms) + 1)), [SP] * len(geoms), 0, "1")
+
+
+def test_the_canal_window_follows_a_canal_that_runs_out_of_it():
+    """Window 12 mm about the series centre (x 0): slices -12..12. The canal lies at x >= 8,
+    so the window's outermost slice (x 12) holds five confident discs and the slice beyond it
+    (x 16) is looked at too; on the other side nothing is found, so nothing is added there."""
+    sag = _canal_series([-16.0, -12.0, -8.0, -4.0, 0.0, 4.0, 8.0, 12.0, 16.0])
+    det = _CanalOffCentre(sag.geoms)
+    loaded = {"sag_t2": [sag], "sag_t1": [], "ax_t2": []}
+    groups = study._sagittal(loaded, det, Params(), "anatomy", {})
+    assert sorted(set(det.seen)) == [1, 2, 3, 4, 5, 6, 7, 8]  # x -16 (index 0) is never looked at
+    named = study.named_points(7, loaded, groups, pd.DataFrame())
+    assert set(named["instance_number"]) == {7, 8, 9}  # x 8, 12 and the added 16
+    assert set(named.loc[named["instance_number"] == 9, "level"]) == set(schema.LEVELS)
+
+
+def test_the_canal_window_stays_put_when_its_edge_slices_show_no_canal():
+    sag = _canal_series([-16.0, -12.0, -8.0, -4.0, 0.0, 4.0, 8.0, 12.0, 16.0])
+    det = _CanalOffCentre(sag.geoms, canal_from_x=-5.0)  # canal at x -4..16: edge x 12 holds it
+    det_centre = _CanalOffCentre(sag.geoms, canal_from_x=100.0)  # no canal anywhere
+    study._sagittal({"sag_t2": [sag], "sag_t1": [], "ax_t2": []}, det_centre, Params(), "anatomy", {})
+    assert sorted(set(det_centre.seen)) == [1, 2, 3, 4, 5, 6, 7]
+    study._sagittal({"sag_t2": [sag], "sag_t1": [], "ax_t2": []}, det, Params(), "anatomy", {})
+    assert sorted(set(det.seen)) == [1, 2, 3, 4, 5, 6, 7, 8]  # only the side the canal runs out of

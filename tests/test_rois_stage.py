@@ -234,3 +234,16 @@ def test_the_detectors_validation_studies_are_reported_apart(dataset):
     val = metrics["distance_mm"]["detector_val_fold"]
     assert val["n"] == 25 and metrics["distance_mm"]["n"] == 75
     assert val["within_5mm"] == 1.0 and set(val["by_plane"]) == set(schema.PLANES)
+
+
+def test_the_boxes_as_the_pipeline_named_them_are_written_and_checked(result):
+    from lsdc.rois.study import NAMED_COLUMNS
+
+    metrics, _, _, out = result
+    named = pd.read_parquet(out / "named_boxes.parquet")  # beside the store folder, not inside it
+    assert tuple(named.columns) == NAMED_COLUMNS and set(named["plane"]) == set(schema.PLANES)
+    assert set(named.loc[named["plane"] == "sag_t1", "side"]) == {"left", "right"}
+    check = metrics["named_points"]
+    assert check["silent"] == 0 and check["right_within"] == 1.0
+    sag = sum(check["by_plane"][p]["points"] for p in ("sag_t1", "sag_t2"))
+    assert sag == 3 * 15 and 0 < check["by_plane"]["ax_t2"]["points"] <= 3 * 10  # axial: slices it saw

@@ -153,6 +153,11 @@ def _mark(x: float | None, target: float, higher: bool = True) -> str:
     return "meets" if (x >= target if higher else x <= target) else "**misses**"
 
 
+def _named_planes(named: Mapping[str, Any]) -> str:
+    return ", ".join(f"{p} {_pct(v.get('right_within'), 1)} of {v.get('points')}"
+                     for p, v in named.get("by_plane", {}).items())
+
+
 def naming_block(metrics_dir: Path = paths.METRICS_DIR) -> str:
     """Issue 12's table: level naming by bend / field-of-view bin on the stress set, (a) with
     boxes at the true points and (b) with the trained detectors, silent shifts, axial sides
@@ -201,6 +206,12 @@ def naming_block(metrics_dir: Path = paths.METRICS_DIR) -> str:
                 + f"); crops centred on another level's structure: **{pipe.get('silent')} silent** "
                 f"({_mark(pipe.get('silent'), 0, higher=False)} 0), {pipe.get('flagged')} flagged as imputed, "
                 f"of {pipe.get('crops')}")
+            named = pipe.get("named_points")
+            if named:
+                lines.append(f"- (b) with the pipeline's names on these studies: annotated points with a box of their "
+                             f"level and side within {within:g} mm on their slice {_pct(named.get('right_within'), 1)} "
+                             f"({_named_planes(named)}); wrong level or side on the point: {named.get('wrong_level')}, "
+                             f"**{named.get('silent')} silent**")
         sides = naming.get("sides", {})
         if sides:
             lines.append("- axial sides from ImageOrientationPatient, subarticular points whose nearest detection "
@@ -210,11 +221,19 @@ def naming_block(metrics_dir: Path = paths.METRICS_DIR) -> str:
     dets = {p: _load(metrics_dir, f"detectors/{p}.json") for p in PLANES}
     rois = _load(metrics_dir, "rois.json")
     other = []
+    named = (rois or {}).get("named_points", {}).get("detector_val_fold")
+    if named:
+        other.append("**(b)** default run, the detectors' validation fold, points right and within 5 mm with the "
+                     "levels and sides the pipeline gives the boxes (a sagittal series named as a whole and across "
+                     f"planes, `lsdc.rois.named_check`; {named.get('points')} points): " + ", ".join(
+                         f"{p} {_pct(v.get('right_within'), 1)} ({_mark(v.get('right_within'), POINT_TARGET)} 97 %)"
+                         for p, v in named.get("by_plane", {}).items())
+                     + f"; wrong level or side on the point {named.get('wrong_level')}, "
+                     f"**{named.get('silent')} silent**")
     if any(dets.values()):
-        other.append("detectors, default run, validation fold, points right and within 5 mm, each slice "
-                     "named alone: " + ", ".join(
-            f"{p} {_pct(d.get('loc_right_within'), 1)} ({_mark(d.get('loc_right_within'), POINT_TARGET)} 97 %)"
-            for p, d in dets.items() if d))
+        other.append("the same with each slice named alone from its own boxes (`lsdc evaluate-detector`, the "
+                     "detectors' own figure; a parasagittal slice cannot anchor its count): " + ", ".join(
+            f"{p} {_pct(d.get('loc_right_within'), 1)}" for p, d in dets.items() if d))
     if rois:
         w = rois.get("distance_mm", {}).get("within_5mm")
         other.append(f"ROI store, default run: annotated points within 5 mm of the crop centre {_pct(w, 1)} "

@@ -332,17 +332,24 @@ def measure(p: Params, scratch: Path, source: BoxSource | None = None, workers: 
 def pipeline_levels(ps: Params, index_dir: Path, detectors) -> dict:
     """The pipeline's own levels on the stress set: ROI extraction (lsdc.rois.study, the
     series-level naming and the cross-plane steps) over its train studies, each centre crop
-    checked against every annotated point of its structure (lsdc.rois.level_check)."""
-    from lsdc.rois import extract, level_check, study
+    checked against every annotated point of its structure (lsdc.rois.level_check); and
+    every annotated point against the boxes as the pipeline named them (lsdc.rois.named_check)."""
+    from lsdc.rois import extract, level_check, named_check, study
     from lsdc.rois.store import rows_frame
 
-    rows = []
+    rows, named = [], []
     for task in extract.build_tasks(index_dir):
         if task.split == "train":
-            rows += study.extract_study(task, ps.data.root, detectors, ps).rows
-    coords = index.read_table(index_dir, "coords", ("px", "py", "pz"))
+            result = study.extract_study(task, ps.data.root, detectors, ps)
+            rows += result.rows
+            named.append(result.named)
+    coords = index.read_table(index_dir, "coords", ("px", "py", "pz", "in_image", "near_origin"))
     checked = level_check.nearest_levels(rows_frame(rows, 0), coords)
-    return level_check.summary(checked, ps.detect.evaluate.within_mm)
+    out = level_check.summary(checked, ps.detect.evaluate.within_mm)
+    named_table = pd.concat([n for n in named if n is not None and len(n)] or [pd.DataFrame(columns=list(study.NAMED_COLUMNS))],
+                            ignore_index=True)
+    out["named_points"] = named_check.summary(named_check.check(named_table, coords, ps.detect.evaluate.within_mm))
+    return out
 
 
 def measure_set(p: Params, ps: Params, index_dir: Path, folds: Path, yolo_root: Path, source: BoxSource) -> dict:

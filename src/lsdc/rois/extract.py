@@ -1,11 +1,12 @@
 """`lsdc extract-rois`: crops around every level and side of every study, train and test.
 
 Reads data/interim/index/{studies,series,instances}.parquet and the detectors
-models/detectors/<plane>.pt; writes data/processed/rois/{crops.npy,index.parquet}
-(docs/data_formats.md), metrics/rois.json and reports/rois/<study>.png contact sheets,
+models/detectors/<plane>.pt; writes data/processed/rois/{crops.npy,index.parquet},
+data/processed/named_boxes.parquet (every box with the level and side the pipeline gave
+it; docs/data_formats.md), metrics/rois.json and reports/rois/<study>.png contact sheets,
 and logs one MLflow run. coords.parquet (and data/interim/folds.parquet, to report the
-detectors' validation studies apart) is read only for the distance metrics, after every
-crop is written. Studies are processed in `runtime.workers` processes, each
+detectors' validation studies apart) is read only for the distance metrics and the check
+of the named boxes (lsdc.rois.named_check), after every crop is written. Studies are processed in `runtime.workers` processes, each
 decoding its studies' DICOMs once and running the detectors in batches; results are
 written in study order as they arrive, with a bounded number in flight, so memory
 does not grow with the number of studies.
@@ -29,11 +30,11 @@ import pandas as pd
 from lsdc import headline, index, paths, schema
 from lsdc.folds import load_folds
 from lsdc.params import Params
-from lsdc.rois import report, select, sheet
+from lsdc.rois import named_check, report, select, sheet
 from lsdc.rois.detectors import Detectors, YoloDetectors
 from lsdc.rois.slots import study_slots
 from lsdc.rois.store import StoreWriter
-from lsdc.rois.study import ExtractedRois, SeriesRef, StudyImages, extract_study
+from lsdc.rois.study import NAMED_COLUMNS, ExtractedRois, SeriesRef, StudyImages, extract_study
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,9 @@ SPLIT_ORDER = {"train": 0, "test": 1}
 # reference, levels named from the other plane), one row each: <rois>/problems.csv
 PROBLEMS_FILE = "problems.csv"
 PROBLEM_COLUMNS = ("study_id", "kind", "file", "reason")
+# beside the ROI store folder: every detector box of every study with the level and side the
+# pipeline gave it (study.NAMED_COLUMNS); a DVC out of its own, so the classifier does not depend on it
+NAMED_FILE = "named_boxes.parquet"
 
 
 def build_tasks(index_dir: str | Path) -> list[StudyImages]:
@@ -123,8 +127,10 @@ def peak_rss_mb() -> dict[str, float]:
 def run(params: Params, index_dir: Path = paths.INDEX_DIR, out_dir: Path = paths.ROIS_DIR,
         metrics_path: Path = paths.ROIS_METRICS, sheets_dir: Path = paths.ROI_SHEETS_DIR,
         detectors: Detectors | None = None, models_dir: Path = paths.DETECTORS_DIR,
-        folds_path: Path = paths.FOLDS_FILE) -> dict:
-    """Write the ROI store, metrics and contact sheets; return the metrics."""
+        folds_path: Path = paths.FOLDS_FILE, named_path: Path | None = None) -> dict:
+    """Write the ROI store, the named boxes (default: NAMED_FILE beside `out_dir`), metrics and
+    contact sheets; return the metrics."""
+    named_path = Path(out_dir).parent / NAMED_FILE if named_path is None else Path(named_path)
     select.check_policy(params.rois.selection)
     if detectors is None:
         yolo = YoloDetectors(models_dir, params.detect, params.rois.batch,
@@ -140,6 +146,7 @@ def run(params: Params, index_dir: Path = paths.INDEX_DIR, out_dir: Path = paths
     writer = StoreWriter(out_dir, len(tasks) * n_slots, params.rois.roi_size)
     unreadable, notes = 0, 0
     problems: list[dict] = []  # every file skipped and every geometry decision, per study
+    named: list[pd.DataFrame] = []
     try:
         with _progress(len(tasks)) as bar:
             for result in iterate_results(tasks, detectors, params, params.runtime.workers):
@@ -152,6 +159,8 @@ def run(params: Params, index_dir: Path = paths.INDEX_DIR, out_dir: Path = paths
                              for d in result.skipped]
                 problems += [{"study_id": result.study_id, "kind": "geometry", "file": "", "reason": w}
                              for w in result.warnings]
+                if result.named is not None and len(result.named):
+                    named.append(result.named)
                 bar.update(1)
         crops_path, index_path = writer.close()
     except BaseException:
@@ -160,16 +169,25 @@ def run(params: Params, index_dir: Path = paths.INDEX_DIR, out_dir: Path = paths
     seconds = time.perf_counter() - start
     problem_table = pd.DataFrame(problems, columns=list(PROBLEM_COLUMNS))
     problem_table.to_csv(Path(out_dir) / PROBLEMS_FILE, index=False)
+    named_table = pd.concat(named, ignore_index=True) if named else pd.DataFrame(columns=list(NAMED_COLUMNS))
+    named_path.parent.mkdir(parents=True, exist_ok=True)
+    named_table.to_parquet(named_path, index=False)
     store_index = pd.read_parquet(index_path)
     val = None
     if Path(folds_path).is_file():  # the detectors' validation studies: their distances apart too
         folds = load_folds(Path(folds_path))
         val = set(folds.loc[folds["fold"] == params.detect.export.val_fold, "study_id"].astype(int))
-    metrics = report.build_metrics(store_index, index.table_path(index_dir, "coords"), {
+    extra = {
         "rows_per_study": n_slots, "selection": params.rois.selection,
         "unreadable_slices": unreadable, "studies_lacking_a_plane": notes,
         "problems": {k: int(v) for k, v in problem_table["kind"].value_counts().sort_index().items()},
-    }, detector_val=val)
+    }
+    coords_path = index.table_path(index_dir, "coords")
+    if Path(coords_path).exists():  # figure (b) with the pipeline's names (lsdc.rois.named_check)
+        train = set(store_index.loc[store_index["split"] == "train", "study_id"].astype(int))
+        coords = index.read_table(Path(coords_path).parent, "coords")
+        extra["named_points"] = named_check.metrics(named_table, coords, train, val)
+    metrics = report.build_metrics(store_index, coords_path, extra, detector_val=val)
     headline.write("rois", metrics, metrics_path)
     crops = np.load(crops_path, mmap_mode="r")
     sheet.draw_sheets(crops, store_index, Path(sheets_dir), params.rois.contact_sheet_studies)

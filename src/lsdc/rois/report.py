@@ -53,18 +53,24 @@ def structure_key(condition: str) -> tuple[str, str | None]:
     return schema.PLANE_OF_CONDITION[condition], side
 
 
-def distances(index: pd.DataFrame, coords: pd.DataFrame) -> pd.DataFrame:
-    """One row per usable annotated point of a train study in the store: the 3-D distance
-    (mm) to its crop centre at slice offset 0 (inf when the crop is missing)."""
+def usable_points(coords: pd.DataFrame) -> pd.DataFrame:
+    """Annotated points with a patient position, inside their image, not a misplaced click,
+    of a known condition and level; with the plane and side ('' for the canal) of their crop."""
     pts = coords.copy()
     keep = pts[["px", "py", "pz"]].notna().all(axis=1)
     for flag, want in (("in_image", True), ("near_origin", False)):
         if flag in pts:
             keep &= pts[flag].fillna(not want).astype(bool) == want
     pts = pts[keep & pts["condition"].isin(schema.CONDITIONS) & pts["level"].isin(schema.LEVELS)]
-    pts = pts[pts["study_id"].isin(index.loc[index["split"] == "train", "study_id"])]
     keys = [structure_key(c) for c in pts["condition"]]
-    pts = pts.assign(plane=[k[0] for k in keys], side=[k[1] or "" for k in keys])
+    return pts.assign(plane=[k[0] for k in keys], side=[k[1] or "" for k in keys])
+
+
+def distances(index: pd.DataFrame, coords: pd.DataFrame) -> pd.DataFrame:
+    """One row per usable annotated point of a train study in the store: the 3-D distance
+    (mm) to its crop centre at slice offset 0 (inf when the crop is missing)."""
+    pts = usable_points(coords)
+    pts = pts[pts["study_id"].isin(index.loc[index["split"] == "train", "study_id"])]
     centre = index[index["slice_offset"] == 0].assign(side=lambda d: d["side"].fillna("").astype(str))
     centre = centre[["study_id", "plane", "level", "side", "px", "py", "pz", "source"]]
     merged = pts.merge(centre, on=["study_id", "plane", "level", "side"], how="left", suffixes=("_true", ""))

@@ -26,9 +26,15 @@ from lsdc.rois.slots import SIDES, study_slots
 
 log = logging.getLogger(__name__)
 
+# one row per detector box as the pipeline named it (patient mm; status 'ok' or 'ambiguous')
+NAMED_COLUMNS = ("study_id", "plane", "series_id", "instance_number", "level", "side", "px", "py", "pz",
+                 "conf", "status")
 ROW_FIELDS = ("study_id", "split", "plane", "series_id", "instance_number", "slice_offset", "level",
               "side", "cx", "cy", "px", "py", "pz", "confidence", "source", "geometry_ok")
 Key = tuple[str, str, "str | None"]  # (plane, level, side)
+# _follow_canal: slices added per side beyond the canal window, and what the window's outermost
+# slice must hold for the next one to be looked at (the canal still runs through it)
+FOLLOW_SLICES, FOLLOW_MIN_BOXES, FOLLOW_CONF = 2, 3, 0.5
 
 
 @dataclass(frozen=True)
@@ -72,6 +78,7 @@ class ExtractedRois:
     skipped: list[dict] = field(default_factory=list)  # files not read: file, kind, reason
     no_geometry: int = 0  # crops on a slice without geometry (px, py, pz NaN)
     warnings: list[str] = field(default_factory=list)  # geometry decisions: frames of reference, levels
+    named: pd.DataFrame | None = None  # every detector box with the level and side the pipeline gave it (NAMED_COLUMNS)
 
 
 # ----------------------------------------------------------------------------- loading
@@ -153,6 +160,29 @@ def _lateral_window(s: Series, centre_x: float, lo_mm: float, hi_mm: float) -> l
     return keep or None
 
 
+def _follow_canal(detectors: Detectors, s: Series, det: pd.DataFrame, window: list[int]) -> pd.DataFrame:
+    """The canal window widened where the canal runs out of it: scoliosis carries the canal
+    across slices, so a reader may mark the upper levels on a slice just outside a window
+    centred on the series. While the outermost slice on a side holds at least FOLLOW_MIN_BOXES
+    confident boxes, the next slice outward is detected too (up to FOLLOW_SLICES per side)."""
+    inside = set(window)
+    parts = [det]
+    for step in (-1, 1):
+        edge = min(inside) if step < 0 else max(inside)
+        for _ in range(FOLLOW_SLICES):
+            nxt = edge + step
+            rows = pd.concat([d for d in parts if len(d)])
+            on_edge = rows["image"].to_numpy().astype(int) == edge
+            strong = int((on_edge & (rows["conf"].to_numpy(float) >= FOLLOW_CONF)).sum())
+            if not 0 <= nxt < len(s) or nxt in inside or strong < FOLLOW_MIN_BOXES:
+                break
+            parts.append(_detect(detectors, s, "sag_t2", only=[nxt]))
+            inside.add(nxt)
+            edge = nxt
+    parts = [d for d in parts if len(d)]
+    return pd.concat(parts, ignore_index=True) if len(parts) > 1 else det
+
+
 # ----------------------------------------------------------------------------- sagittal
 
 @dataclass
@@ -188,7 +218,10 @@ def _sagittal(loaded, detectors, p: Params, policy: str, locs: dict[Key, Loc],
         xs = np.array([geometry.lateral_x(g) for g in t2.geoms])
         centre = float(np.median(xs)) if np.isfinite(xs).all() else float("nan")
         window = _lateral_window(t2, centre, 0.0, p.rois.canal_window_mm) if policy == "anatomy" else None
-        det = raw_t2 = _detect(detectors, t2, "sag_t2", only=window)
+        det = _detect(detectors, t2, "sag_t2", only=window)
+        if window is not None and len(det):
+            det = _follow_canal(detectors, t2, det, window)
+        raw_t2 = det
         if policy == "anatomy":
             det, ref_t2, _, guess_t2 = _series_consensus(det, t2, p, "the sag_t2 series' disc chain", warnings)
         t2_index = select.midline_index(det, len(t2)) if policy == "anatomy" else select.central_index(len(t2))
@@ -381,15 +414,16 @@ def _sagittal_frame(loaded) -> str | None:
 
 
 def _axial(loaded, detectors: Detectors, p: Params, policy: str, locs: dict[Key, Loc],
-           warnings: list[str] | None = None) -> None:
+           warnings: list[str] | None = None) -> pd.DataFrame:
     """Axial crops: each level's sagittal point mapped onto the nearest axial slice of the
     series in the same frame of reference (others are not mapped, with a warning); the
     side of each box from the slice's orientation (a mirrored series swaps it). A level whose
-    sagittal point was imputed gives imputed axial crops: its slice is a guess."""
+    sagittal point was imputed gives imputed axial crops: its slice is a guess. Returns the
+    detections (series, slice, side) named with the level whose slice they lie on."""
     warnings = [] if warnings is None else warnings
     ax = loaded["ax_t2"]
     if not ax:
-        return
+        return pd.DataFrame()
     cfg, k = p.rois, p.rois.neighbour_slices
     ref, guessed = _axial_reference(loaded, locs)
     if policy == "anatomy":
@@ -412,7 +446,7 @@ def _axial(loaded, detectors: Detectors, p: Params, policy: str, locs: dict[Key,
     else:
         chosen = select.notebook_axial(ax)
     if not chosen:
-        return
+        return pd.DataFrame()
     # the canal centre on each chosen slice: the level's sagittal point projected onto it
     canal: dict[str, tuple[float, float]] = {}
     for lv, (s, i) in chosen.items():
@@ -425,13 +459,15 @@ def _axial(loaded, detectors: Detectors, p: Params, policy: str, locs: dict[Key,
     det = _detect_axial(detectors, ax, first)
     found = set(zip(det["series"], det["slice"], det["side"])) if len(det) else set()
     missed = [lv for lv, (s, i) in chosen.items() if any((s, i, sd) not in found for sd in SIDES)]
+    slice_level = {si: lv for lv, si in chosen.items()}
     more: dict[tuple[int, int], float] = {}
     for lv in missed:
         s, i = chosen[lv]
         for o in range(-k, k + 1):
             j = geometry.neighbour(i, o, ax[s].blocks, ax[s].keys)
-            if (s, j) not in first:
-                more.setdefault((s, j), canal[lv][0])
+            if (s, j) not in first and (s, j) not in more:
+                more[(s, j)] = canal[lv][0]
+                slice_level[(s, j)] = lv
     if more:
         det = pd.concat([d for d in (det, _detect_axial(detectors, ax, more)) if len(d)] or [det],
                         ignore_index=True)
@@ -446,6 +482,10 @@ def _axial(loaded, detectors: Detectors, p: Params, policy: str, locs: dict[Key,
         for sd in SIDES:
             if ("ax_t2", lv, sd) in locs:
                 locs[("ax_t2", lv, sd)].source = IMPUTED
+    if not len(det):
+        return det
+    level = [slice_level.get((int(a), int(b))) for a, b in zip(det["series"], det["slice"])]
+    return det.assign(level=level, status=[anatomy.AMBIGUOUS if lv in guessed else anatomy.OK for lv in level])
 
 
 def _detect_axial(detectors: Detectors, ax: list[Series], slices: dict[tuple[int, int], float]) -> pd.DataFrame:
@@ -545,6 +585,30 @@ def crop_rows(task: StudyImages, loaded, locs: dict[Key, Loc], p: Params) -> tup
     return crops, rows
 
 
+def named_points(study_id: int, loaded, groups: list[_Group], axial: pd.DataFrame) -> pd.DataFrame:
+    """Every detector box of the study with the level and side the pipeline gave it, in
+    patient mm (NAMED_COLUMNS): sagittal boxes as their series was named (sag_t1 once, not
+    per side group), axial boxes on the slices the detector saw, named by that slice's level."""
+    rows = []
+    seen = set()
+    for g in groups:
+        if g.plane in seen or not len(g.det):
+            continue
+        seen.add(g.plane)
+        for r in g.det.itertuples():
+            i = int(r.image)
+            px, py, pz = geometry.to_patient(g.series.geoms[i], float(r.x), float(r.y))
+            rows.append((study_id, g.plane, g.series.series_id, g.series.instances[i], r.level,
+                         r.side if g.plane == "sag_t1" else None, px, py, pz, float(r.conf), r.status))
+    for r in axial.itertuples() if len(axial) else ():
+        s = loaded["ax_t2"][int(r.series)]
+        j = int(r.slice)
+        px, py, pz = geometry.to_patient(s.geoms[j], float(r.x), float(r.y))
+        rows.append((study_id, "ax_t2", s.series_id, s.instances[j], r.level, r.side, px, py, pz,
+                     float(r.conf), r.status))
+    return pd.DataFrame(rows, columns=list(NAMED_COLUMNS))
+
+
 def extract_study(task: StudyImages, root: str, detectors: Detectors, p: Params,
                   loaded: tuple[dict[str, list[Series]], list[dict]] | None = None) -> ExtractedRois:
     """Every crop of one study (see module doc). ``loaded``: load_planes(task, root) when
@@ -553,8 +617,8 @@ def extract_study(task: StudyImages, root: str, detectors: Detectors, p: Params,
     loaded, skipped = load_planes(task, root) if loaded is None else loaded
     locs: dict[Key, Loc] = {}
     warnings: list[str] = []
-    _sagittal(loaded, detectors, p, policy, locs, warnings)
-    _axial(loaded, detectors, p, policy, locs, warnings)
+    groups = _sagittal(loaded, detectors, p, policy, locs, warnings)
+    axial = _axial(loaded, detectors, p, policy, locs, warnings)
     crops, rows = crop_rows(task, loaded, locs, p)
     notes = [f"no readable {pl} series" for pl in schema.PLANES if not loaded[pl]]
     no_geometry = sum(1 for r in rows if r[-2] != MISSING and not r[-1])
@@ -563,4 +627,4 @@ def extract_study(task: StudyImages, root: str, detectors: Detectors, p: Params,
                     "(geometry_ok false in the ROI index)", task.study_id, no_geometry)
     unreadable = sum(1 for d in skipped if d["kind"] != OFF_PLANE)  # a localiser is read, just not used
     return ExtractedRois(task.study_id, task.split, crops, rows, unreadable, notes, skipped, no_geometry,
-                         warnings)
+                         warnings, named_points(task.study_id, loaded, groups, axial))
