@@ -90,9 +90,13 @@ def results_block(metrics_dir: Path = paths.METRICS_DIR) -> str:
         within = next((d["loc_within_mm"] for d in dets.values() if d and "loc_within_mm" in d), 5.0)
         cells = [f"{p} {_pct(d.get('loc_right_within'))} ({_num(d.get('loc_median_mm'), '.2f')} mm)"
                  for p, d in dets.items() if d]
-        rows.append((f"detectors, validation fold: points right and within {within:g} mm (median error)",
-                     ", ".join(cells)))
+        rows.append((f"detectors, validation fold: points right and within {within:g} mm, each slice named alone "
+                     "(median error)", ", ".join(cells)))
     rois = _load(metrics_dir, "rois.json")
+    named = (rois or {}).get("named_points", {}).get("detector_val_fold")
+    if named:
+        rows.append(("the same with the levels and sides the pipeline gives the boxes (named per series and across "
+                     "planes)", ", ".join(f"{p} {_pct(v.get('right_within'))}" for p, v in named["by_plane"].items())))
     if rois:
         dist = rois.get("distance_mm", {})
         studies = rois.get("studies", {})
