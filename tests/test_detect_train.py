@@ -1,7 +1,6 @@
 """Tiny end-to-end detector training: export -> train 1 epoch -> load -> predict, offline."""
 
 import json
-import os
 import socket
 import zipfile
 from pathlib import Path
@@ -65,8 +64,6 @@ def test_tiny_training_offline_produces_loadable_weights(tmp_path, monkeypatch, 
     assert not (tmp_path / "metrics" / "sag_t2.json").exists()  # measuring is evaluate_detector's job
     runtime = metrics.pop("_runtime")  # wall-clock: returned for MLflow, in no file
     assert metrics["n_params"] > 100_000 and runtime["train_seconds"] > 0
-    # every core, not ultralytics' cpu_count - 1 (one thread on a 2-core machine)
-    assert runtime["torch_threads"] == train.train_threads() == len(os.sched_getaffinity(0))
     lines = (tmp_path / "metrics" / "sag_t2_results.csv").read_text().splitlines()
     assert len(lines) == 2 and "metrics/mAP50(B)" in lines[0] and "time" not in lines[0].split(",")
     from lsdc.detect import evaluate

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import csv
 import logging
-import os
 import resource
 import shutil
 import time
@@ -96,23 +95,6 @@ def _cpu_seconds() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def train_threads() -> int:
-    """CPU threads for detector training: every core this process may use, as torch's own
-    default gives the classifier. ultralytics sets torch to cpu_count - 1 threads for CPU
-    training (its NUM_THREADS), so a 2-core machine trained its detectors on one core."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else max(1, os.cpu_count() or 1)
-
-
-def _every_core(trainer) -> None:
-    """on_train_start (after ultralytics' select_device set its thread count): every core.
-    Records the count the training loop runs with in trainer.lsdc_threads."""
-    import torch
-
-    if trainer.device.type == "cpu":
-        torch.set_num_threads(train_threads())
-    trainer.lsdc_threads = torch.get_num_threads()
-
-
 def _epoch_logger(trainer) -> None:
     import mlflow
 
@@ -151,7 +133,6 @@ def train_plane(p: Params, plane: str, yolo_dir: Path, models_dir: Path = paths.
         model = YOLO(p.detect.train.weights, task="detect")
     else:
         model = YOLO(str(model_yaml(p.detect, len(names), scratch / f"lsdc_{plane}_arch.yaml", plane)), task="detect")
-    model.add_callback("on_train_start", _every_core)
     model.add_callback("on_fit_epoch_end", _epoch_logger)
     t0, cpu0 = time.perf_counter(), _cpu_seconds()
     model.train(**train_args(p, data_yaml, run_dir))
@@ -166,5 +147,4 @@ def train_plane(p: Params, plane: str, yolo_dir: Path, models_dir: Path = paths.
     n_params = int(sum(x.numel() for x in model.model.parameters()))
     # wall-clock and CPU time go to MLflow only (main): in a DVC out they would change dvc.lock
     return {"n_params": n_params, "_runtime": {"train_seconds": round(train_s, 1),
-                                               "train_cpu_seconds": round(train_cpu, 1),
-                                               "torch_threads": getattr(trainer, "lsdc_threads", 0)}}
+                                               "train_cpu_seconds": round(train_cpu, 1)}}
