@@ -95,8 +95,7 @@ def results_block(metrics_dir: Path = paths.METRICS_DIR) -> str:
     rois = _load(metrics_dir, "rois.json")
     named = (rois or {}).get("named_points", {}).get("detector_val_fold")
     if named:
-        rows.append(("the same with the levels and sides the pipeline gives the boxes (named per series and across "
-                     "planes)", ", ".join(f"{p} {_pct(v.get('right_within'))}" for p, v in named["by_plane"].items())))
+        rows.append(("the same, each box named as the pipeline names it (a series as a whole, across planes)", ", ".join(f"{p} {_pct(v.get('right_within'))}" for p, v in named["by_plane"].items())))
     if rois:
         dist = rois.get("distance_mm", {})
         studies = rois.get("studies", {})
