@@ -87,3 +87,57 @@ def test_tiny_training_offline_produces_loadable_weights(tmp_path, monkeypatch, 
         ["L1/L2", "L2/L3", "L3/L4", "L4/L5", "L5/S1"]).all()
     with pytest.raises(ValueError, match="do not match"):
         infer.predict_points(model, images, [SPACING] * 3, "ax_t2", p.detect)
+
+
+def test_epoch_csv_blanks_the_epochs_the_fold_did_not_measure(tmp_path):
+    """detect.train.val=false: ultralytics writes zeros for the unvalidated epochs; the copy
+    leaves those cells empty, keeps the last row's, drops wall-clock and keeps train losses."""
+    from lsdc.detect import evaluate, train
+
+    src = tmp_path / "results.csv"
+    src.write_text("epoch,time,train/box_loss,metrics/precision(B),metrics/recall(B),metrics/mAP50(B),"
+                   "metrics/mAP50-95(B),val/box_loss\n"
+                   "1,3.1,2.5,0,0,0,0,0\n2,6.2,2.1,0,0,0,0,0\n3,9.3,1.9,0.8,0.7,0.9,0.5,1.2\n")
+    out = train.copy_epoch_csv(src, tmp_path / "a.csv", validated_every_epoch=False)
+    assert out.read_text().splitlines() == [
+        "epoch,train/box_loss,metrics/precision(B),metrics/recall(B),metrics/mAP50(B),metrics/mAP50-95(B),"
+        "val/box_loss", "1,2.5,,,,,", "2,2.1,,,,,", "3,1.9,0.8,0.7,0.9,0.5,1.2"]
+    assert evaluate.best_epoch_metrics(out) == {"best_epoch": 3, "mAP50": 0.9, "mAP50-95": 0.5,
+                                                "precision": 0.8, "recall": 0.7}
+    kept = train.copy_epoch_csv(src, tmp_path / "b.csv").read_text().splitlines()
+    assert kept[1] == "1,2.5,0,0,0,0,0"
+
+
+def test_train_args_follow_params(tmp_path):
+    from lsdc.detect import train
+
+    p = params_mod.load(PARAMS, {"detect.train.val": True})
+    args = train.train_args(p, tmp_path / "d.yaml", tmp_path / "run", "ax_t2")
+    assert args["val"] is True and args["epochs"] == p.detect.train.epochs.ax_t2 and args["nbs"] == args["batch"]
+    assert train.train_args(params_mod.load(PARAMS), tmp_path / "d.yaml", tmp_path / "run", "sag_t1")["val"] is False
+
+
+def test_ultralytics_keeps_every_core_or_the_share_a_worker_chose(tmp_path):
+    """ultralytics' select_device resets torch to min(8, cpu_count - 1) threads at every train
+    and predict (one on a 2-core machine); after configure it keeps every core, and a worker's
+    use_threads(1) survives a later configure (the lazy detector load in ROI extraction)."""
+    import torch
+
+    from lsdc.detect import ultralytics_env
+
+    before, chosen = torch.get_num_threads(), list(ultralytics_env._THREADS)
+    try:
+        ultralytics_env._THREADS.clear()
+        ultralytics_env.configure(tmp_path / "ulcfg")
+        from ultralytics.utils.torch_utils import select_device
+
+        select_device("cpu", verbose=False)
+        assert torch.get_num_threads() == ultralytics_env.cores()
+        ultralytics_env.use_threads(1)
+        ultralytics_env.configure(tmp_path / "ulcfg")
+        select_device("cpu", verbose=False)
+        assert torch.get_num_threads() == 1
+    finally:
+        ultralytics_env._THREADS[:] = chosen
+        ultralytics_env.use_threads(before)
+        ultralytics_env._THREADS[:] = chosen

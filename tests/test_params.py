@@ -56,3 +56,16 @@ def test_overrides_apply_dotted_keys():
 def test_numeric_value_for_a_string_key_becomes_a_string():
     p = params.load(ROOT / "params.yaml", overrides={"runtime.detect_device": 0})
     assert p.runtime.detect_device == "0"
+
+
+def test_one_number_sets_the_epochs_of_every_plane(tmp_path):
+    """`dvc exp run -S detect.train.epochs=30` writes one number where params.yaml has one
+    per plane: every plane takes it; a mapping sets each; a wrong value is named."""
+    p = params.load(ROOT / "params.yaml", overrides={"detect.train.epochs": 30})
+    assert (p.detect.train.epochs.sag_t1, p.detect.train.epochs.sag_t2, p.detect.train.epochs.ax_t2) == (30, 30, 30)
+    p = params.load(ROOT / "params.yaml", overrides={"detect.train.epochs.ax_t2": 4})
+    assert p.detect.train.epochs.ax_t2 == 4 and p.detect.train.epochs.sag_t2 == 20
+    with pytest.raises(ValueError, match="detect.train.epochs: expected int"):
+        params.load(ROOT / "params.yaml", overrides={"detect.train.epochs": "many"})
+    with pytest.raises(ValueError, match="detect.train.epochs: expected a mapping"):
+        params.load(ROOT / "params.yaml", overrides={"detect.train.epochs": True})

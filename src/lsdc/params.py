@@ -81,9 +81,18 @@ class BoxMm:
 
 @dataclass(frozen=True)
 class WidthMultiple:
-    sag_t1: float = 0.25
+    sag_t1: float = 0.125
     sag_t2: float = 0.25
     ax_t2: float = 0.125
+
+
+@dataclass(frozen=True)
+class PlaneEpochs:
+    """Detector training epochs per plane; a single number in params.yaml or `-S` sets all
+    three (`dvc exp run -S detect.train.epochs=30`)."""
+    sag_t1: int = 20
+    sag_t2: int = 20
+    ax_t2: int = 10
 
 
 @dataclass(frozen=True)
@@ -101,7 +110,7 @@ class DetectTrain:
     width_multiple: WidthMultiple = field(default_factory=WidthMultiple)
     depth_multiple: float = 0.33
     weights: str | None = None
-    epochs: int = 15
+    epochs: PlaneEpochs = field(default_factory=PlaneEpochs)
     batch: int = 8
     optimizer: str = "AdamW"
     lr0: float = 0.002
@@ -113,6 +122,7 @@ class DetectTrain:
     fliplr: float = 0.0
     degrees: float = 5.0
     scale: float = 0.2
+    val: bool = False
 
 
 @dataclass(frozen=True)
@@ -299,6 +309,9 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
     return value
 
 
+BROADCAST = (PlaneEpochs,)  # per-plane sections that also take one value for all planes
+
+
 def _build(cls: type, raw: dict[str, Any], where: str) -> Any:
     if not isinstance(raw, dict):
         raise ValueError(f"{where}: expected a mapping, got {raw!r}")
@@ -314,7 +327,10 @@ def _build(cls: type, raw: dict[str, Any], where: str) -> Any:
     for name, value in raw.items():
         hint = hints[name]
         key = f"{where}.{name}" if where else name
-        if dataclasses.is_dataclass(hint):
+        if dataclasses.is_dataclass(hint) and hint in BROADCAST and not isinstance(value, (dict, bool)):
+            kwargs[name] = hint(**{f.name: _coerce(value, typing.get_type_hints(hint)[f.name], key)
+                                   for f in fields(hint)})  # one value for every plane
+        elif dataclasses.is_dataclass(hint):
             kwargs[name] = _build(hint, value, key)
         else:
             kwargs[name] = _coerce(value, hint, key)

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from lsdc import index, paths, schema
-from lsdc.params import Params
+from lsdc.params import Params, PlaneEpochs
 
 log = logging.getLogger(__name__)
 
@@ -144,15 +144,17 @@ def ensure_detectors(ws: Workspace, epochs: int | None = None, use_project: bool
 
     p = ws.params
     train = p.detect.train
-    if epochs is not None and int(epochs) != train.epochs:
-        train = dataclasses.replace(train, epochs=int(epochs), close_mosaic=min(train.close_mosaic, int(epochs) // 3))
+    if epochs is not None and train.epochs != PlaneEpochs(int(epochs), int(epochs), int(epochs)):
+        train = dataclasses.replace(train, epochs=PlaneEpochs(int(epochs), int(epochs), int(epochs)),
+                                    close_mosaic=min(train.close_mosaic, int(epochs) // 3))
     p = dataclasses.replace(p, detect=dataclasses.replace(p.detect, train=train))
-    folder = ws.dir / ("detectors" if train == ws.params.detect.train else f"detectors_e{train.epochs}")
+    folder = ws.dir / ("detectors" if train == ws.params.detect.train else f"detectors_e{train.epochs.sag_t2}")
     settings = {"detect": dataclasses.asdict(p.detect), "data": str(ws.data_root)}
     if not _marker_ok(folder, settings):
         folder.mkdir(parents=True, exist_ok=True)
         for plane in schema.PLANES:
-            log.info("bench: training the %s detector, %d epochs (no pipeline detectors found)", plane, train.epochs)
+            log.info("bench: training the %s detector, %d epochs (no pipeline detectors found)", plane,
+                     getattr(train.epochs, plane))
             yolo_dir = ws.dir / "yolo" / plane
             export_plane(plane, p, ws.index_dir, ws.folds_path, yolo_dir)
             train_plane(p, plane, yolo_dir, models_dir=folder, metrics_dir=ws.dir / "detector_metrics",
@@ -160,7 +162,7 @@ def ensure_detectors(ws: Workspace, epochs: int | None = None, use_project: bool
         _write_marker(folder, settings)
     how = "the default run's settings" if train == ws.params.detect.train else "detect.train.epochs overridden"
     return dataclasses.replace(ws, detectors_dir=folder,
-                               detectors_source=f"bench ({train.epochs} epochs, {how})")
+                               detectors_source=f"bench ({train.epochs.sag_t2} epochs, {how})")
 
 
 def _detectors_stamp(folder: Path) -> dict[str, float]:

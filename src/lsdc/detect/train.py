@@ -58,31 +58,41 @@ def model_yaml(cfg, nc: int, out: Path, plane: str) -> Path:
     return out
 
 
-def train_args(p: Params, data_yaml: Path, run_dir: Path) -> dict:
+def train_args(p: Params, data_yaml: Path, run_dir: Path, plane: str) -> dict:
     c = p.detect.train
+    epochs = getattr(c.epochs, plane)
     return dict(
-        data=str(data_yaml), epochs=c.epochs, imgsz=p.detect.export.imgsz, batch=c.batch, nbs=c.batch,
+        data=str(data_yaml), epochs=epochs, imgsz=p.detect.export.imgsz, batch=c.batch, nbs=c.batch,
         optimizer=c.optimizer, lr0=c.lr0, lrf=c.lrf, warmup_epochs=c.warmup_epochs,
         weight_decay=c.weight_decay, mosaic=c.mosaic, close_mosaic=c.close_mosaic, fliplr=c.fliplr,
-        degrees=c.degrees, scale=c.scale, workers=p.runtime.detect_workers, device=p.runtime.detect_device,
+        degrees=c.degrees, scale=c.scale, val=c.val, workers=p.runtime.detect_workers, device=p.runtime.detect_device,
         seed=p.seed,
         deterministic=True, amp=False, project=str(run_dir.parent.resolve()), name=run_dir.name,
-        exist_ok=True, patience=max(c.epochs, 1), plots=False, verbose=False, pretrained=False,
+        exist_ok=True, patience=max(epochs, 1), plots=False, verbose=False, pretrained=False,
     )
 
 
 # per-epoch columns of ultralytics' results.csv left out of the copy: wall-clock
 # (`time`, seconds since the start) differs on every run and the CSV is a DVC plot
 WALL_CLOCK_COLUMNS = ("time",)
+# columns measured on the validation fold: only on validated epochs (detect.train.val)
+VAL_PREFIXES = ("metrics/", "val/")
 
 
-def copy_epoch_csv(src: Path, dst: Path, drop: tuple[str, ...] = WALL_CLOCK_COLUMNS) -> Path:
-    """Copy a per-epoch CSV without the wall-clock columns; the other cells keep their text."""
+def copy_epoch_csv(src: Path, dst: Path, drop: tuple[str, ...] = WALL_CLOCK_COLUMNS,
+                   validated_every_epoch: bool = True) -> Path:
+    """Copy a per-epoch CSV without the wall-clock columns; the other cells keep their text.
+    validated_every_epoch=False: the validation columns of every row but the last are left
+    empty (ultralytics writes zeros for the epochs it did not validate)."""
     with open(src, newline="", encoding="utf-8") as f:
         rows = list(csv.reader(f))
     if rows:
         keep = [i for i, name in enumerate(rows[0]) if name.strip() not in drop]
         rows = [[row[i] for i in keep if i < len(row)] for row in rows]
+        blank = [i for i, name in enumerate(rows[0]) if name.strip().startswith(VAL_PREFIXES)]
+        for row in rows[1:-1] if not validated_every_epoch else ():
+            for i in blank:
+                row[i] = ""
     dst.parent.mkdir(parents=True, exist_ok=True)
     with open(dst, "w", newline="", encoding="utf-8") as f:
         csv.writer(f, lineterminator="\n").writerows(rows)
@@ -101,7 +111,8 @@ def _epoch_logger(trainer) -> None:
     if mlflow.active_run() is None:  # e.g. a test without a run: never start one implicitly
         return
     metrics = dict(trainer.label_loss_items(trainer.tloss, prefix="train"))
-    metrics.update(trainer.metrics or {})
+    if trainer.args.val or trainer.epoch + 1 >= trainer.epochs:  # else the fold was not measured
+        metrics.update(trainer.metrics or {})
     tracking.log_metrics(metrics, step=int(trainer.epoch))
 
 
@@ -135,7 +146,7 @@ def train_plane(p: Params, plane: str, yolo_dir: Path, models_dir: Path = paths.
         model = YOLO(str(model_yaml(p.detect, len(names), scratch / f"lsdc_{plane}_arch.yaml", plane)), task="detect")
     model.add_callback("on_fit_epoch_end", _epoch_logger)
     t0, cpu0 = time.perf_counter(), _cpu_seconds()
-    model.train(**train_args(p, data_yaml, run_dir))
+    model.train(**train_args(p, data_yaml, run_dir, plane))
     trainer = model.trainer
     train_s, train_cpu = time.perf_counter() - t0, _cpu_seconds() - cpu0
     best = Path(trainer.best) if Path(trainer.best).exists() else Path(trainer.last)
@@ -143,8 +154,10 @@ def train_plane(p: Params, plane: str, yolo_dir: Path, models_dir: Path = paths.
     metrics_dir.mkdir(parents=True, exist_ok=True)
     weights = models_dir / f"{plane}.pt"
     checkpoint.save_portable(best, weights)  # no date, git state or absolute paths: same bytes in any clone
-    copy_epoch_csv(Path(trainer.save_dir) / "results.csv", metrics_dir / f"{plane}_results.csv")
+    copy_epoch_csv(Path(trainer.save_dir) / "results.csv", metrics_dir / f"{plane}_results.csv",
+                   validated_every_epoch=p.detect.train.val)
     n_params = int(sum(x.numel() for x in model.model.parameters()))
     # wall-clock and CPU time go to MLflow only (main): in a DVC out they would change dvc.lock
     return {"n_params": n_params, "_runtime": {"train_seconds": round(train_s, 1),
-                                               "train_cpu_seconds": round(train_cpu, 1)}}
+                                               "train_cpu_seconds": round(train_cpu, 1),
+                                               "torch_threads": ultralytics_env.use_threads()}}

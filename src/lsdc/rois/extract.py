@@ -72,9 +72,9 @@ _WORKER: dict = {}
 
 
 def _init_worker(detectors: Detectors, root: str, params: Params) -> None:
-    import torch
+    from lsdc.detect import ultralytics_env
 
-    torch.set_num_threads(1)  # one core per worker process
+    ultralytics_env.use_threads(1)  # one core per worker process (ultralytics would reset it)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     _WORKER.update(detectors=detectors, root=root, params=params)
 
