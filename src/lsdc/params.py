@@ -81,7 +81,7 @@ class BoxMm:
 
 @dataclass(frozen=True)
 class WidthMultiple:
-    sag_t1: float = 0.125
+    sag_t1: float = 0.25
     sag_t2: float = 0.25
     ax_t2: float = 0.125
 

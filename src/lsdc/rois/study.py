@@ -18,7 +18,7 @@ import pandas as pd
 from lsdc import dicom, schema
 from lsdc.detect import anatomy
 from lsdc.params import Params
-from lsdc.rois import DETECTED, IMPUTED, MISSING, consensus, geometry, impute, select
+from lsdc.rois import DETECTED, IMPUTED, MISSING, consensus, count_check, geometry, impute, select
 from lsdc.rois.crop import crop_physical
 from lsdc.rois.detectors import Detectors, empty_points
 from lsdc.rois.series import OFF_PLANE, Series, load_series
@@ -406,6 +406,33 @@ def _axial_reference(loaded, locs) -> tuple[dict[str, np.ndarray], set[str]]:
     return ref, guessed
 
 
+def _count_check(loaded, groups: list[_Group], locs: dict[Key, Loc], warnings: list[str]) -> bool:
+    """The sagittal names against the axial stack (lsdc.rois.count_check): an axial block
+    of its own about one disc beyond the named L5/S1 or L1/L2 means the count may be off
+    by one. Every sagittal name of the study is then in doubt: its boxes ambiguous, its
+    crops (and so the axial ones) imputed. Returns whether it was."""
+    ax = loaded["ax_t2"]
+    ref, guessed = _axial_reference(loaded, locs)
+    ref = {lv: pt for lv, pt in ref.items() if lv not in guessed}  # a guessed end proves nothing
+    if not ax or not ref:
+        return False
+    frame = _sagittal_frame(loaded)
+    geoms = [s.geoms if geometry.same_frame(s.frame_of_reference, frame) else [] for s in ax]
+    for b in count_check.beyond_ends(ref, geoms, [s.blocks for s in ax]):
+        s = ax[b.series]
+        warnings.append(f"ax_t2 series {s.series_id}: instance {s.instances[b.index]} lies in a block of its own "
+                        f"about one disc {b.where}: the sagittal level count may be off by one; every level's "
+                        "crops are imputed")
+        for g in groups:
+            if len(g.det):
+                g.det = g.det.assign(status=anatomy.AMBIGUOUS)
+        for key, loc in locs.items():
+            if key[0] != "ax_t2" and loc.source == DETECTED:
+                loc.source = IMPUTED
+        return True
+    return False
+
+
 def _sagittal_frame(loaded) -> str | None:
     for plane in ("sag_t2", "sag_t1"):
         if loaded[plane] and loaded[plane][0].frame_of_reference:
@@ -618,6 +645,8 @@ def extract_study(task: StudyImages, root: str, detectors: Detectors, p: Params,
     locs: dict[Key, Loc] = {}
     warnings: list[str] = []
     groups = _sagittal(loaded, detectors, p, policy, locs, warnings)
+    if policy == "anatomy":
+        _count_check(loaded, groups, locs, warnings)
     axial = _axial(loaded, detectors, p, policy, locs, warnings)
     crops, rows = crop_rows(task, loaded, locs, p)
     notes = [f"no readable {pl} series" for pl in schema.PLANES if not loaded[pl]]
