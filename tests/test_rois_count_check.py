@@ -8,6 +8,7 @@ import pandas as pd
 
 from lsdc import schema
 from lsdc.detect import anatomy
+from lsdc.dicom import SliceGeometry
 from lsdc.rois import count_check, study
 from lsdc.rois.series import Series
 from test_rois_orientation import SIZE, SP, _axial, _sagittal
@@ -76,3 +77,44 @@ def test_the_study_count_goes_in_doubt_and_its_crops_are_imputed(monkeypatch):
         assert bool(warnings) is doubted
         if doubted:
             assert "series 20" in warnings[0] and "below L5/S1" in warnings[0] and "off by one" in warnings[0]
+
+
+def _tall_sagittal() -> Series:
+    """Three mid-sagittal slices, 256 x 256 px at 1 mm, patient z from +27.5 (row 0) down."""
+    n = 256
+    r, c = np.array([0.0, 1.0, 0.0]), np.array([0.0, 0.0, -1.0])
+    geoms = [SliceGeometry.from_tags(np.array([x, -(n - 1) / 2, 27.5]), (*r, *c), SP, n, n) for x in (-4.0, 0.0, 4.0)]
+    return Series(10, "sag_t2", [np.zeros((n, n), np.uint8)] * 3, geoms, [1, 2, 3], [SP] * 3, 0, "1.2")
+
+
+def _z(sag: Series, loc) -> float:
+    return float(sag.geoms[loc.index].to_patient(np.array(loc.x), np.array(loc.y))[2])
+
+
+def test_blocks_beyond_one_end_move_the_sagittal_crops_to_the_right_levels():
+    """Named chain one level off (T12/L1 named L1/L2, L5/S1 missed; or a line below L5/S1
+    named L5/S1): with axial blocks at the true discs, the crops move one level towards the
+    blocks, the level left empty is extrapolated, every one stays imputed."""
+    sag = _tall_sagittal()
+    true_z = [-SPACING * k for k in range(1, 6)]  # true L1/L2 ... L5/S1
+    for named_z, expect_moved in (([z + SPACING for z in true_z], "up"), ([z - SPACING for z in true_z], "down")):
+        locs = {("sag_t2", lv, None): study.Loc(0, 1, 127.5, 27.5 - z, 0.9)
+                for lv, z in zip(schema.LEVELS, named_z)}
+        det = pd.DataFrame({"image": [1] * 5, "level": list(schema.LEVELS), "status": [anatomy.OK] * 5,
+                            "x": [127.5] * 5, "y": [27.5 - z for z in named_z], "conf": [0.9] * 5})
+        group = study._Group("sag_t2", None, sag, det, {lv: 1 for lv in schema.LEVELS}, [0, 1, 2])
+        loaded = {"sag_t2": [sag], "sag_t1": [], "ax_t2": [_axial_series(true_z)]}
+        warnings: list[str] = []
+        assert study._count_check(loaded, [group], locs, warnings, SPACING)
+        assert f"move one level {expect_moved}" in warnings[0]
+        assert sorted(k[1] for k in locs) == sorted(schema.LEVELS)
+        got = [_z(sag, locs[("sag_t2", lv, None)]) for lv in schema.LEVELS]
+        np.testing.assert_allclose(got, true_z, atol=1e-6)
+        assert {loc.source for loc in locs.values()} == {study.IMPUTED}
+
+
+def test_blocks_beyond_both_ends_leave_the_direction_open():
+    assert count_check.level_step({"below L5/S1", "above L1/L2"}) == 0
+    assert count_check.level_step(set()) == 0
+    assert count_check.level_step({"below L5/S1"}) == -1
+    assert count_check.level_step({"above L1/L2"}) == 1

@@ -157,7 +157,7 @@ def train_fold(fold: int, train_set: StudyCrops, val_set: StudyCrops, model_cfg:
                      fold, epoch, row["train_loss"], val["val_loss"], val["score"], val["accuracy"], lr)
             if on_epoch is not None:
                 on_epoch(row)
-            stop = epoch - best[1] >= cfg.patience
+            stop = should_stop(epoch, best[1], cfg.patience, cfg.t_0, cfg.t_mult)
             if stop:
                 log.info("fold %d: early stop after epoch %d (best %d)", fold, epoch, best[1])
         if distributed.broadcast_flag(stop, ctx):
@@ -170,6 +170,27 @@ def train_fold(fold: int, train_set: StudyCrops, val_set: StudyCrops, model_cfg:
     model.load_state_dict(best[2])
     return FoldResult(fold, best[1], float(best[0]), model.cpu().eval(), best[3], history,
                       time.perf_counter() - start)
+
+
+def cycle_ends(epoch: int, t_0: int, t_mult: int) -> bool:
+    """Whether `epoch` (0-based) is the last epoch of a cosine warm-restart cycle
+    (CosineAnnealingWarmRestarts with T_0 = t_0, T_mult = t_mult): where the learning rate
+    is lowest and the model is at its best for that cycle."""
+    end, length = t_0, t_0
+    while end <= epoch + 1:
+        if end == epoch + 1:
+            return True
+        length *= max(t_mult, 1)
+        end += length
+    return False
+
+
+def should_stop(epoch: int, best_epoch: int, patience: int, t_0: int, t_mult: int) -> bool:
+    """Early stopping under warm restarts: judged only at the end of a cosine cycle, when the
+    best epoch lies at least `patience` epochs back. A restart raises the learning rate and
+    the validation loss for a few epochs; judged at every epoch, patience shorter than a
+    cycle stopped a fold one epoch after the restart (fold 0: best 2, stopped at 7 of 15)."""
+    return cycle_ends(epoch, t_0, t_mult) and epoch - best_epoch >= patience
 
 
 def _batch_loss(logits: torch.Tensor, y: torch.Tensor, class_weights: torch.Tensor,

@@ -7,7 +7,9 @@ nothing in the sagittal boxes shows the shift; but an axial slice then lies abou
 spacing beyond the named L5/S1 or L1/L2, where no named level is. `beyond_ends` finds
 such slices in a block of their own (a block that also reaches the named end level is a
 continuous stack, which proves nothing); `lsdc.rois.study` then puts every level of the
-study in doubt (crops imputed).
+study in doubt (crops imputed). Where such blocks lie beyond one end only, `level_step`
+says which way the names were off, and the study's sagittal crops move one level that way
+(still imputed): a block below the named L5/S1 means the named L5/S1 was L4/L5.
 """
 
 from __future__ import annotations
@@ -64,3 +66,12 @@ def beyond_ends(ref: Mapping[str, np.ndarray], series_geoms: Sequence[Sequence[S
                     found.append((abs(d), s, i))
         out += [Beyond(where, s, i, end) for _, s, i in sorted(found)[:limit]]
     return out
+
+
+def level_step(wheres: set[str]) -> int:
+    """Level-index shift that puts the sagittal names right, from the ends the axial blocks
+    lie beyond: -1 (every name one level up: named L5/S1 -> L4/L5) for blocks below L5/S1 only,
+    +1 for blocks above L1/L2 only, 0 for both ends or none (the count is in doubt, its
+    direction unknown)."""
+    below, above = ENDS[0][2] in wheres, ENDS[1][2] in wheres
+    return -1 if below and not above else 1 if above and not below else 0

@@ -406,11 +406,14 @@ def _axial_reference(loaded, locs) -> tuple[dict[str, np.ndarray], set[str]]:
     return ref, guessed
 
 
-def _count_check(loaded, groups: list[_Group], locs: dict[Key, Loc], warnings: list[str]) -> bool:
+def _count_check(loaded, groups: list[_Group], locs: dict[Key, Loc], warnings: list[str],
+                 spacing_mm: float = 32.0) -> bool:
     """The sagittal names against the axial stack (lsdc.rois.count_check): an axial block
     of its own about one disc beyond the named L5/S1 or L1/L2 means the count may be off
     by one. Every sagittal name of the study is then in doubt: its boxes ambiguous, its
-    crops (and so the axial ones) imputed. Returns whether it was."""
+    crops (and so the axial ones) imputed. Where the blocks lie beyond one end only, the
+    sagittal crops also move one level towards them (see _shift_levels): the named L5/S1
+    with a block below it was L4/L5. Returns whether the count was in doubt."""
     ax = loaded["ax_t2"]
     ref, guessed = _axial_reference(loaded, locs)
     ref = {lv: pt for lv, pt in ref.items() if lv not in guessed}  # a guessed end proves nothing
@@ -418,19 +421,46 @@ def _count_check(loaded, groups: list[_Group], locs: dict[Key, Loc], warnings: l
         return False
     frame = _sagittal_frame(loaded)
     geoms = [s.geoms if geometry.same_frame(s.frame_of_reference, frame) else [] for s in ax]
-    for b in count_check.beyond_ends(ref, geoms, [s.blocks for s in ax]):
-        s = ax[b.series]
-        warnings.append(f"ax_t2 series {s.series_id}: instance {s.instances[b.index]} lies in a block of its own "
-                        f"about one disc {b.where}: the sagittal level count may be off by one; every level's "
-                        "crops are imputed")
-        for g in groups:
-            if len(g.det):
-                g.det = g.det.assign(status=anatomy.AMBIGUOUS)
-        for key, loc in locs.items():
-            if key[0] != "ax_t2" and loc.source == DETECTED:
-                loc.source = IMPUTED
-        return True
-    return False
+    beyond = count_check.beyond_ends(ref, geoms, [s.blocks for s in ax])
+    if not beyond:
+        return False
+    sides = {b.where for b in beyond}
+    step = count_check.level_step(sides)
+    b = beyond[0]
+    s = ax[b.series]
+    moved = (f"; the sagittal crops move one level {'up' if step < 0 else 'down'} (named {b.end} taken as "
+             f"{schema.LEVELS[schema.LEVELS.index(b.end) + step]})" if step else "")
+    warnings.append(f"ax_t2 series {s.series_id}: instance {s.instances[b.index]} lies in a block of its own "
+                    f"about one disc {b.where}: the sagittal level count may be off by one; every level's "
+                    f"crops are imputed{moved}")
+    for g in groups:
+        if len(g.det):
+            g.det = g.det.assign(status=anatomy.AMBIGUOUS)
+    for key, loc in locs.items():
+        if key[0] != "ax_t2" and loc.source == DETECTED:
+            loc.source = IMPUTED
+    if step:
+        _shift_levels(loaded, groups, locs, step, spacing_mm)
+    return True
+
+
+def _shift_levels(loaded, groups: list[_Group], locs: dict[Key, Loc], step: int, spacing_mm: float) -> None:
+    """Every sagittal crop renamed `step` levels (-1: the named L5/S1 becomes L4/L5, the
+    named L1/L2 falls off; +1 the other way); the level left empty at the other end is
+    extrapolated from the two nearest renamed ones (patient mm), on that level's target slice."""
+    n = len(schema.LEVELS)
+    empty = n - 1 if step < 0 else 0
+    for g in groups:
+        old = {i: locs.pop(g.key(lv)) for i, lv in enumerate(schema.LEVELS) if g.key(lv) in locs}
+        for i, loc in old.items():
+            if 0 <= i + step < n:
+                locs[g.key(schema.LEVELS[i + step])] = loc
+        known = {i: _xyz(loaded, g.key(lv), locs) for i, lv in enumerate(schema.LEVELS) if g.key(lv) in locs}
+        t = g.targets[schema.LEVELS[empty]]
+        xy = _place(g.series, t, impute.interpolate_level(known, empty, spacing_mm))
+        if xy is None:
+            xy = impute.fallback_pixel(g.series, t, empty, n)
+        locs[g.key(schema.LEVELS[empty])] = Loc(0, t, *xy, source=IMPUTED)
 
 
 def _sagittal_frame(loaded) -> str | None:
@@ -646,7 +676,7 @@ def extract_study(task: StudyImages, root: str, detectors: Detectors, p: Params,
     warnings: list[str] = []
     groups = _sagittal(loaded, detectors, p, policy, locs, warnings)
     if policy == "anatomy":
-        _count_check(loaded, groups, locs, warnings)
+        _count_check(loaded, groups, locs, warnings, p.rois.level_spacing_mm)
     axial = _axial(loaded, detectors, p, policy, locs, warnings)
     crops, rows = crop_rows(task, loaded, locs, p)
     notes = [f"no readable {pl} series" for pl in schema.PLANES if not loaded[pl]]
