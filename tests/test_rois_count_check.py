@@ -9,7 +9,7 @@ import pandas as pd
 from lsdc import schema
 from lsdc.detect import anatomy
 from lsdc.dicom import SliceGeometry
-from lsdc.rois import count_check, impute, study
+from lsdc.rois import count_check, study
 from lsdc.rois.series import Series
 from test_rois_orientation import SIZE, SP, _axial, _sagittal
 
@@ -94,38 +94,23 @@ def _z(sag: Series, loc) -> float:
 def test_blocks_beyond_one_end_move_the_sagittal_crops_to_the_right_levels():
     """Named chain one level off (T12/L1 named L1/L2, L5/S1 missed; or a line below L5/S1
     named L5/S1): with axial blocks at the true discs, the crops move one level towards the
-    blocks, every one stays imputed, and the level left empty lies where the chain's
-    extension meets the axial block's plane: a short last link (30 mm, not 40) as in a
-    lordotic L5/S1 is met there, not at the straight extrapolation."""
+    blocks, the level left empty is extrapolated, every one stays imputed."""
     sag = _tall_sagittal()
-    discs = [0.0, -40.0, -80.0, -120.0, -160.0, -190.0, -230.0]  # T12/L1, L1/L2 ... L5/S1, a sacral line
-    true_z = discs[1:6]
-    for named_z, expect_moved in ((discs[0:5], "up"), (discs[2:7], "down")):
+    true_z = [-SPACING * k for k in range(1, 6)]  # true L1/L2 ... L5/S1
+    for named_z, expect_moved in (([z + SPACING for z in true_z], "up"), ([z - SPACING for z in true_z], "down")):
         locs = {("sag_t2", lv, None): study.Loc(0, 1, 127.5, 27.5 - z, 0.9)
                 for lv, z in zip(schema.LEVELS, named_z)}
         det = pd.DataFrame({"image": [1] * 5, "level": list(schema.LEVELS), "status": [anatomy.OK] * 5,
                             "x": [127.5] * 5, "y": [27.5 - z for z in named_z], "conf": [0.9] * 5})
         group = study._Group("sag_t2", None, sag, det, {lv: 1 for lv in schema.LEVELS}, [0, 1, 2])
-        ax = _axial_series(true_z)
-        order = [3 * b + k for b in range(5) for k in (2, 0, 1)]  # each block's slices out of order
-        ax = Series(20, "ax_t2", ax.images, [ax.geoms[j] for j in order], ax.instances, ax.spacings, 0, "1.2")
-        loaded = {"sag_t2": [sag], "sag_t1": [], "ax_t2": [ax]}
+        loaded = {"sag_t2": [sag], "sag_t1": [], "ax_t2": [_axial_series(true_z)]}
         warnings: list[str] = []
         assert study._count_check(loaded, [group], locs, warnings, SPACING)
         assert f"move one level {expect_moved}" in warnings[0]
         assert sorted(k[1] for k in locs) == sorted(schema.LEVELS)
         got = [_z(sag, locs[("sag_t2", lv, None)]) for lv in schema.LEVELS]
-        np.testing.assert_allclose(got, true_z, atol=1.0)
+        np.testing.assert_allclose(got, true_z, atol=1e-6)
         assert {loc.source for loc in locs.values()} == {study.IMPUTED}
-
-
-def test_to_plane_meets_the_plane_along_the_extrapolation():
-    plane = _axial(-190.0, 0.0)
-    start, point = np.array([0.0, 0.0, -160.0]), np.array([0.0, 10.0, -200.0])
-    np.testing.assert_allclose(impute.to_plane(start, point, plane), [0.0, 7.5, -190.0])
-    assert impute.to_plane(None, point, plane) is point
-    far = _axial(-400.0, 0.0)  # a plane much farther than one step: moved at most 1.5 steps
-    np.testing.assert_allclose(impute.to_plane(start, point, far), [0.0, 15.0, -220.0])
 
 
 def test_blocks_beyond_both_ends_leave_the_direction_open():

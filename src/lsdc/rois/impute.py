@@ -13,7 +13,6 @@ from collections.abc import Collection, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from lsdc.dicom import SliceGeometry
 from lsdc.rois import geometry
 from lsdc.rois.series import Series
 
@@ -86,17 +85,3 @@ def fallback_pixel(series: Series, index: int, level_index: int, n_levels: int) 
 def mirror_x(x: float, canal_x: float) -> float:
     """An axial zone mirrored to the other side about the canal centre column."""
     return 2 * canal_x - x
-
-
-def to_plane(start: np.ndarray | None, point: np.ndarray | None, plane: SliceGeometry,
-             reach: tuple[float, float] = (0.5, 1.5)) -> np.ndarray | None:
-    """`point`, extrapolated from `start`, moved along the line start -> point to where it
-    meets `plane` (within `reach` times the step); unchanged where the line runs along
-    the plane or either point is unknown."""
-    if start is None or point is None or not np.all(np.isfinite(start)) or not np.all(np.isfinite(point)):
-        return point
-    d0, d1 = (float(plane.to_pixel(np.asarray(q, float))[2]) for q in (start, point))
-    if abs(d0 - d1) < 1e-6:
-        return point
-    t = float(np.clip(d0 / (d0 - d1), *reach))
-    return np.asarray(start, float) + t * (np.asarray(point, float) - np.asarray(start, float))

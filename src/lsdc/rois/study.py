@@ -439,34 +439,25 @@ def _count_check(loaded, groups: list[_Group], locs: dict[Key, Loc], warnings: l
     for key, loc in locs.items():
         if key[0] != "ax_t2" and loc.source == DETECTED:
             loc.source = IMPUTED
-    if step:  # the block's middle slice: a block is prescribed through its disc
-        block = [j for j, k in enumerate(s.blocks) if k == s.blocks[b.index] and s.geoms[j] is not None]
-        depth = [float(s.geoms[b.index].to_pixel(s.geoms[j].to_patient(0.0, 0.0))[2]) for j in block]
-        _shift_levels(loaded, groups, locs, step, spacing_mm, s.geoms[block[int(np.argsort(depth)[len(block) // 2])]])
+    if step:
+        _shift_levels(loaded, groups, locs, step, spacing_mm)
     return True
 
 
-def _shift_levels(loaded, groups: list[_Group], locs: dict[Key, Loc], step: int, spacing_mm: float,
-                  end_plane: dicom.SliceGeometry | None = None) -> None:
+def _shift_levels(loaded, groups: list[_Group], locs: dict[Key, Loc], step: int, spacing_mm: float) -> None:
     """Every sagittal crop renamed `step` levels (-1: the named L5/S1 becomes L4/L5, the
     named L1/L2 falls off; +1 the other way); the level left empty at the other end is
-    extrapolated from the two nearest renamed ones (patient mm) up to where that line meets
-    `end_plane` (the axial slice found beyond the end: prescribed through that disc), on
-    the level's target slice."""
+    extrapolated from the two nearest renamed ones (patient mm), on that level's target slice."""
     n = len(schema.LEVELS)
     empty = n - 1 if step < 0 else 0
-    inner = empty + (1 if step > 0 else -1)
     for g in groups:
         old = {i: locs.pop(g.key(lv)) for i, lv in enumerate(schema.LEVELS) if g.key(lv) in locs}
         for i, loc in old.items():
             if 0 <= i + step < n:
                 locs[g.key(schema.LEVELS[i + step])] = loc
         known = {i: _xyz(loaded, g.key(lv), locs) for i, lv in enumerate(schema.LEVELS) if g.key(lv) in locs}
-        point = impute.interpolate_level(known, empty, spacing_mm)
-        if end_plane is not None:
-            point = impute.to_plane(known.get(inner), point, end_plane)
         t = g.targets[schema.LEVELS[empty]]
-        xy = _place(g.series, t, point)
+        xy = _place(g.series, t, impute.interpolate_level(known, empty, spacing_mm))
         if xy is None:
             xy = impute.fallback_pixel(g.series, t, empty, n)
         locs[g.key(schema.LEVELS[empty])] = Loc(0, t, *xy, source=IMPUTED)
