@@ -71,7 +71,7 @@ def test_the_study_count_goes_in_doubt_and_its_crops_are_imputed(monkeypatch):
         locs = {("sag_t2", lv, None): study.Loc(0, 1, 30.0, 30.0, 0.9) for lv in schema.LEVELS}
         warnings: list[str] = []
         loaded = {"sag_t2": [sag], "sag_t1": [], "ax_t2": [ax]}
-        assert study._count_check(loaded, [group], locs, warnings) is doubted
+        assert study._count_check(loaded, [group], locs, warnings, SPACING) is doubted
         assert {loc.source for loc in locs.values()} == ({study.IMPUTED} if doubted else {study.DETECTED})
         assert set(group.det["status"]) == ({anatomy.AMBIGUOUS} if doubted else {anatomy.OK})
         assert bool(warnings) is doubted
@@ -111,6 +111,31 @@ def test_blocks_beyond_one_end_move_the_sagittal_crops_to_the_right_levels():
         got = [_z(sag, locs[("sag_t2", lv, None)]) for lv in schema.LEVELS]
         np.testing.assert_allclose(got, true_z, atol=1e-6)
         assert {loc.source for loc in locs.values()} == {study.IMPUTED}
+
+
+def test_a_chain_already_in_doubt_is_checked_by_its_boxes_not_by_its_imputed_end():
+    """Four boxes found (L5/S1 faint, missed), named L2/L3..L5/S1 in doubt (imputed crops
+    that keep their box confidence) and L1/L2 imputed above them without a box: the axial
+    block one disc below the named L5/S1 still moves the crops up, and the L5/S1 left empty
+    is extrapolated onto the true disc. The imputed L1/L2 is no evidence: without the block
+    below, nothing changes."""
+    sag = _tall_sagittal()
+    true_z = [-SPACING * k for k in range(1, 6)]
+    named_z = [0.0] + true_z[:4]  # L1/L2 imputed one spacing above the top box
+    for axial_z, moved in ((true_z, True), (true_z[:4], False)):
+        locs = {("sag_t2", lv, None): study.Loc(0, 1, 127.5, 27.5 - z, np.nan if k == 0 else 0.9, study.IMPUTED)
+                for k, (lv, z) in enumerate(zip(schema.LEVELS, named_z))}
+        det = pd.DataFrame({"image": [1] * 4, "level": list(schema.LEVELS[1:]), "status": [anatomy.AMBIGUOUS] * 4,
+                            "x": [127.5] * 4, "y": [27.5 - z for z in named_z[1:]], "conf": [0.9] * 4})
+        group = study._Group("sag_t2", None, sag, det, {lv: 1 for lv in schema.LEVELS}, [0, 1, 2])
+        loaded = {"sag_t2": [sag], "sag_t1": [], "ax_t2": [_axial_series(axial_z)]}
+        warnings: list[str] = []
+        assert study._count_check(loaded, [group], locs, warnings, SPACING) is moved
+        got = [_z(sag, locs[("sag_t2", lv, None)]) for lv in schema.LEVELS]
+        np.testing.assert_allclose(got, true_z if moved else named_z, atol=1e-6)
+        assert {loc.source for loc in locs.values()} == {study.IMPUTED}
+        if moved:
+            assert "move one level up" in warnings[0] and "named L5/S1 taken as L4/L5" in warnings[0]
 
 
 def test_blocks_beyond_both_ends_leave_the_direction_open():

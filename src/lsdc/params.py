@@ -81,8 +81,8 @@ class BoxMm:
 
 @dataclass(frozen=True)
 class WidthMultiple:
-    sag_t1: float = 0.25
-    sag_t2: float = 0.25
+    sag_t1: float = 0.125
+    sag_t2: float = 0.125
     ax_t2: float = 0.125
 
 
@@ -92,7 +92,7 @@ class PlaneEpochs:
     three (`dvc exp run -S detect.train.epochs=30`)."""
     sag_t1: int = 20
     sag_t2: int = 20
-    ax_t2: int = 10
+    ax_t2: int = 8
 
 
 @dataclass(frozen=True)

@@ -93,7 +93,18 @@ def _scaling(r: dict) -> list[Row]:
     return rows
 
 
-SECTIONS = {"decode": _decode, "rois": _rois, "study": _study, "training": _training, "scaling": _scaling}
+def _detector(r: dict) -> list[Row]:
+    rows: list[Row] = []
+    for i, (plane, v) in enumerate(r["by_plane"].items()):
+        ms = v["ms_per_step"]
+        rows.append(("6 detector step" if i == 0 else "",
+                     f"{plane} width {v['width_multiple']:g}, batch {r['batch']} at {r['imgsz']} px, NCHW / channels-last",
+                     f"{ms['nchw']:.0f} / {ms['channels_last']:.0f} ms = {v['ratio_channels_last_vs_nchw']:.2f}x", ""))
+    return rows
+
+
+SECTIONS = {"decode": _decode, "rois": _rois, "study": _study, "training": _training, "scaling": _scaling,
+            "detector": _detector}
 
 
 HEADER: Row = ("benchmark", "measure", "value (median)", "target")

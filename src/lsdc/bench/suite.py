@@ -1,6 +1,6 @@
 """`lsdc bench`: run the benchmarks, print a table, write metrics/bench.json.
 
-    lsdc bench                       # all five, default sizes (~10-15 min on 2 cores)
+    lsdc bench                       # all six, default sizes (~10-15 min on 2 cores)
     lsdc bench --only decode rois    # a subset
     lsdc bench --sizes 20 80 320     # the scaling sizes (the dataset grows to the largest)
 
@@ -24,7 +24,7 @@ from lsdc.params import Params
 
 log = logging.getLogger(__name__)
 
-BENCHMARKS = ("decode", "rois", "study", "training", "scaling")
+BENCHMARKS = ("decode", "rois", "study", "training", "scaling", "detector")
 
 
 def run(params: Params, args: argparse.Namespace) -> dict:
@@ -52,7 +52,7 @@ def run(params: Params, args: argparse.Namespace) -> dict:
     if "decode" in only:
         from lsdc.bench import decode
 
-        log.info("bench 1/5: DICOM decode")
+        log.info("bench 1/6: DICOM decode")
         results["decode"] = decode.run(ws.index_dir, ws.data_root, int(args.decode_studies),
                                        repeats, max(2, p.runtime.workers))
         if profile and not (results["decode"]["meets_1proc"] and results["decode"]["meets_2proc"]):
@@ -61,7 +61,7 @@ def run(params: Params, args: argparse.Namespace) -> dict:
         from lsdc.bench import rois
         from lsdc.rois.extract import build_tasks
 
-        log.info("bench 2/5: ROI extraction vs the notebook loop")
+        log.info("bench 2/6: ROI extraction vs the notebook loop")
         k = int(args.rois_studies)
         tasks = build_tasks(workspace.subset_index(ws.index_dir, k, ws.dir / f"index_n{k}"))
         results["rois"] = rois.run(tasks, p, ws.detectors_dir, repeats)
@@ -70,15 +70,20 @@ def run(params: Params, args: argparse.Namespace) -> dict:
     if "scaling" in only:
         from lsdc.bench import scaling
 
-        log.info("bench 5/5: scaling %s", sizes)
+        log.info("bench 5/6: scaling %s", sizes)
         results["scaling"] = scaling.run(p, ws.index_dir, ws.detectors_dir, ws.dir, tuple(sizes),
                                          int(args.scaling_repeats))
+    if "detector" in only:
+        from lsdc.bench import detector
+
+        log.info("bench 6/6: detector training step, NCHW vs channels-last")
+        results["detector"] = detector.run(p, repeats)
     if only & {"training", "study"}:
         ws = workspace.ensure_rois(ws, store_n)
     if "training" in only:
         from lsdc.bench import training
 
-        log.info("bench 4/5: classifier training throughput")
+        log.info("bench 4/6: classifier training throughput")
         workers = tuple(dict.fromkeys((p.runtime.loader_workers, 0, 2)))
         results["training"] = training.run(ws.rois_dir, ws.rois_index_dir / "labels.parquet", ws.folds_path, p,
                                            repeats, workers)
@@ -87,7 +92,7 @@ def run(params: Params, args: argparse.Namespace) -> dict:
 
         ws = workspace.ensure_classifier(ws, use_project)
         results["setup"].update(classifier=str(ws.classifier_root), classifier_source=ws.classifier_source)
-        log.info("bench 3/5: one study end to end")
+        log.info("bench 3/6: one study end to end")
         study_dir = study.first_test_study(ws.index_dir, ws.data_root)
         results["study"] = study.run(study_dir, p, ws.detectors_dir, ws.classifier_root,
                                      ws.index_dir / "labels.parquet", repeats, profile)

@@ -406,8 +406,23 @@ def _axial_reference(loaded, locs) -> tuple[dict[str, np.ndarray], set[str]]:
     return ref, guessed
 
 
+def _boxed_reference(loaded, locs) -> dict[str, np.ndarray]:
+    """Each level's sagittal position (mm) where a detector box put it: the canal box, else
+    the foramina boxes' mean. A box whose name is in doubt counts (its place is seen, only its
+    name is not sure); a place imputed without a box (no confidence) does not."""
+    ref = {}
+    for lv in schema.LEVELS:
+        for keys in ([("sag_t2", lv, None)], [("sag_t1", lv, sd) for sd in SIDES]):
+            boxed = [k for k in keys if k in locs and np.isfinite(locs[k].conf)]
+            point = _mean_xyz(loaded, boxed, locs)
+            if point is not None:
+                ref[lv] = point
+                break
+    return ref
+
+
 def _count_check(loaded, groups: list[_Group], locs: dict[Key, Loc], warnings: list[str],
-                 spacing_mm: float = 32.0) -> bool:
+                 spacing_mm: float) -> bool:
     """The sagittal names against the axial stack (lsdc.rois.count_check): an axial block
     of its own about one disc beyond the named L5/S1 or L1/L2 means the count may be off
     by one. Every sagittal name of the study is then in doubt: its boxes ambiguous, its
@@ -415,8 +430,7 @@ def _count_check(loaded, groups: list[_Group], locs: dict[Key, Loc], warnings: l
     sagittal crops also move one level towards them (see _shift_levels): the named L5/S1
     with a block below it was L4/L5. Returns whether the count was in doubt."""
     ax = loaded["ax_t2"]
-    ref, guessed = _axial_reference(loaded, locs)
-    ref = {lv: pt for lv, pt in ref.items() if lv not in guessed}  # a guessed end proves nothing
+    ref = _boxed_reference(loaded, locs)  # an imputed end proves nothing; a doubted box does
     if not ax or not ref:
         return False
     frame = _sagittal_frame(loaded)
@@ -534,6 +548,7 @@ def _axial(loaded, detectors: Detectors, p: Params, policy: str, locs: dict[Key,
             hit = _hit(own, i, side=sd, image_col="slice")
             if hit is not None:
                 locs[("ax_t2", lv, sd)] = Loc(s, i, float(hit["x"]), float(hit["y"]), float(hit["conf"]))
+    det = _zone_slices(loaded, detectors, chosen, canal, det, slice_level, locs)
     _impute_axial(ax, chosen, canal, det, p, locs)
     for lv in guessed & set(chosen):  # a slice chosen from a guessed level is a guess too
         for sd in SIDES:
@@ -543,6 +558,68 @@ def _axial(loaded, detectors: Detectors, p: Params, policy: str, locs: dict[Key,
         return det
     level = [slice_level.get((int(a), int(b))) for a, b in zip(det["series"], det["slice"])]
     return det.assign(level=level, status=[anatomy.AMBIGUOUS if lv in guessed else anatomy.OK for lv in level])
+
+
+def spine_direction(points: dict[str, np.ndarray], level: str) -> np.ndarray | None:
+    """Unit direction of the spine at a level (patient mm): from the next level's point to the
+    previous one's (one side where the level is an end of the points); None without two."""
+    i = schema.LEVELS.index(level)
+    near = [points.get(schema.LEVELS[j]) if 0 <= j < len(schema.LEVELS) else None for j in (i - 1, i + 1)]
+    a = near[0] if near[0] is not None else points.get(level)
+    b = near[1] if near[1] is not None else points.get(level)
+    if a is None or b is None:
+        return None
+    d = np.asarray(a, float) - np.asarray(b, float)
+    n = float(np.linalg.norm(d))
+    return d / n if np.isfinite(n) and n > 0 else None
+
+
+def zone_slice(series: Series, index: int, zone: np.ndarray, canal: np.ndarray,
+               direction: np.ndarray) -> int:
+    """The slice of `index`'s block nearest the subarticular zone's place in its disc's cross-
+    section. A zone seen on an axial slice lies where the recess crosses that slice; the zone
+    at the disc is that point moved along the spine (`direction`, unit) into the cross-section
+    through the level's canal point (the plane at right angles to the spine there). With the
+    slice tilted against the disc, that can be a neighbouring slice."""
+    d = np.asarray(zone, float) - np.asarray(canal, float)
+    at_disc = np.asarray(zone, float) - float(d @ direction) * direction
+    block = [j for j in range(len(series)) if series.blocks[j] == series.blocks[index] and series.geoms[j] is not None]
+    dist = [abs(float(series.geoms[j].to_pixel(at_disc)[2])) for j in block]
+    return block[int(np.argmin(dist))] if block and np.all(np.isfinite(dist)) else index
+
+
+def _zone_slices(loaded, detectors: Detectors, chosen, canal_px, det: pd.DataFrame, slice_level, locs) -> pd.DataFrame:
+    """Each detected zone's crop moved to its own slice (zone_slice) where that differs from
+    the level's chosen slice and the detector finds the zone of that side there too. Only
+    from canal points (sag_t2): a foramen lies beside, not in, the disc's cross-section.
+    Returns the detections with those of the slices it looked at added."""
+    ax = loaded["ax_t2"]
+    canals = {lv: pt for lv in schema.LEVELS if (pt := _xyz(loaded, ("sag_t2", lv, None), locs)) is not None}
+    want: dict[tuple[str, str], tuple[int, int]] = {}
+    for lv, (s, i) in chosen.items():
+        direction = spine_direction(canals, lv)
+        if lv not in canals or direction is None:
+            continue
+        for sd in SIDES:
+            loc = locs.get(("ax_t2", lv, sd))
+            if loc is None or loc.index != i or loc.source != DETECTED:
+                continue
+            zone = geometry.to_patient(ax[s].geoms[i], loc.x, loc.y)
+            if np.all(np.isfinite(zone)):
+                j = zone_slice(ax[s], i, zone, canals[lv], direction)
+                if j != i:
+                    want[(lv, sd)] = (s, j)
+    seen = set(zip(det["series"], det["slice"])) if len(det) else set()
+    new = {sj: canal_px[lv][0] for (lv, _), sj in want.items() if sj not in seen}
+    if new:
+        det = pd.concat([d for d in (det, _detect_axial(detectors, ax, new)) if len(d)] or [det], ignore_index=True)
+    for (lv, sd), (s, j) in want.items():
+        slice_level.setdefault((s, j), lv)
+        own = det[det["series"] == s] if len(det) else det
+        hit = _hit(own, j, side=sd, image_col="slice")
+        if hit is not None:
+            locs[("ax_t2", lv, sd)] = Loc(s, j, float(hit["x"]), float(hit["y"]), float(hit["conf"]))
+    return det
 
 
 def _detect_axial(detectors: Detectors, ax: list[Series], slices: dict[tuple[int, int], float]) -> pd.DataFrame:
