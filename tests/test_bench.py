@@ -3,6 +3,7 @@ inputs in seconds. The benchmarks themselves are not timed tests."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -106,14 +107,16 @@ def test_bench_json_keeps_the_benchmarks_not_rerun(tmp_path):
 
 
 def test_detector_step_benchmark_times_both_memory_formats():
-    from lsdc.bench import detector
-    from lsdc.params import load
-
-    p = load(overrides={"detect.export.imgsz": 64, "detect.train.batch": 2, "detect.planes": ["sag_t1"]})
-    r = detector.run(p, repeats=1)
+    """In a child process, as `lsdc bench` runs it: importing ultralytics here would fix its
+    config folder for the tests after this one."""
+    code = ("import json; from lsdc.bench import detector; from lsdc.params import load; "
+            "p = load(overrides={'detect.export.imgsz': 64, 'detect.train.batch': 2, 'detect.planes': ['sag_t1']}); "
+            "print(json.dumps(detector.run(p, repeats=1)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    r = json.loads(out.strip().splitlines()[-1])
     assert set(r["by_plane"]) == {"sag_t1"} and r["imgsz"] == 64 and r["batch"] == 2
     for v in r["by_plane"].values():
         assert all(ms > 0 for ms in v["ms_per_step"].values())
         assert v["ratio_channels_last_vs_nchw"] == pytest.approx(v["ms_per_step"]["channels_last"] / v["ms_per_step"]["nchw"], abs=2e-3)
     text = report.table({"detector": r})
-    assert "6 detector step" in text and f"sag_t1 width {p.detect.train.width_multiple.sag_t1:g}," in text
+    assert "6 detector step" in text and f"sag_t1 width {r['by_plane']['sag_t1']['width_multiple']:g}," in text
