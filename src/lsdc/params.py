@@ -90,7 +90,7 @@ class WidthMultiple:
 class PlaneEpochs:
     """Detector training epochs per plane; a single number in params.yaml or `-S` sets all
     three (`dvc exp run -S detect.train.epochs=30`)."""
-    sag_t1: int = 20
+    sag_t1: int = 12
     sag_t2: int = 20
     ax_t2: int = 8
 

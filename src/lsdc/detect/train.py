@@ -101,7 +101,7 @@ def copy_epoch_csv(src: Path, dst: Path, drop: tuple[str, ...] = WALL_CLOCK_COLU
 
 def trainer_class():
     """Ultralytics' DetectionTrainer with the model and its batches in channels-last memory
-    (convolutions ~10 % faster on CPU, bench `lsdc bench detector-memory-format`), and without
+    (convolutions ~10 % faster on CPU, `lsdc bench --only detector`), and without
     the second validation of the same weights after training when `val` is off (ultralytics
     validates the last epoch, which is then also the best: with `val` off no other epoch has
     a fitness)."""

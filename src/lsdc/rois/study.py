@@ -389,36 +389,23 @@ def _impute_sagittal(loaded, groups: list[_Group], p: Params, locs: dict[Key, Lo
 
 # ----------------------------------------------------------------------------- axial
 
-def _axial_reference(loaded, locs) -> tuple[dict[str, np.ndarray], set[str]]:
+def _level_reference(loaded, locs, boxed_only: bool = False) -> tuple[dict[str, np.ndarray], set[str]]:
     """Each level's sagittal position (mm): the canal point, else the foramina's mean; and
-    the levels whose position is a guess (an imputed sagittal crop)."""
+    the levels whose position is a guess (an imputed sagittal crop). boxed_only: only places a
+    detector box put there. A box whose name is in doubt counts (its place is seen, only its
+    name is not sure); a place imputed without a box (no confidence) does not."""
     ref, guessed = {}, set()
     for lv in schema.LEVELS:
-        keys = [("sag_t2", lv, None)]
-        point = _xyz(loaded, keys[0], locs)
-        if point is None:
-            keys = [("sag_t1", lv, sd) for sd in SIDES]
-            point = _mean_xyz(loaded, keys, locs)
-        if point is not None:
-            ref[lv] = point
-            if any(k in locs and locs[k].source != DETECTED for k in keys):
-                guessed.add(lv)
-    return ref, guessed
-
-
-def _boxed_reference(loaded, locs) -> dict[str, np.ndarray]:
-    """Each level's sagittal position (mm) where a detector box put it: the canal box, else
-    the foramina boxes' mean. A box whose name is in doubt counts (its place is seen, only its
-    name is not sure); a place imputed without a box (no confidence) does not."""
-    ref = {}
-    for lv in schema.LEVELS:
         for keys in ([("sag_t2", lv, None)], [("sag_t1", lv, sd) for sd in SIDES]):
-            boxed = [k for k in keys if k in locs and np.isfinite(locs[k].conf)]
-            point = _mean_xyz(loaded, boxed, locs)
+            if boxed_only:
+                keys = [k for k in keys if k in locs and np.isfinite(locs[k].conf)]
+            point = _mean_xyz(loaded, keys, locs)
             if point is not None:
                 ref[lv] = point
+                if any(k in locs and locs[k].source != DETECTED for k in keys):
+                    guessed.add(lv)
                 break
-    return ref
+    return ref, guessed
 
 
 def _count_check(loaded, groups: list[_Group], locs: dict[Key, Loc], warnings: list[str],
@@ -430,7 +417,7 @@ def _count_check(loaded, groups: list[_Group], locs: dict[Key, Loc], warnings: l
     sagittal crops also move one level towards them (see _shift_levels): the named L5/S1
     with a block below it was L4/L5. Returns whether the count was in doubt."""
     ax = loaded["ax_t2"]
-    ref = _boxed_reference(loaded, locs)  # an imputed end proves nothing; a doubted box does
+    ref, _ = _level_reference(loaded, locs, boxed_only=True)  # an imputed end proves nothing; a doubted box does
     if not ax or not ref:
         return False
     frame = _sagittal_frame(loaded)
@@ -496,7 +483,7 @@ def _axial(loaded, detectors: Detectors, p: Params, policy: str, locs: dict[Key,
     if not ax:
         return pd.DataFrame()
     cfg, k = p.rois, p.rois.neighbour_slices
-    ref, guessed = _axial_reference(loaded, locs)
+    ref, guessed = _level_reference(loaded, locs)
     if policy == "anatomy":
         frame = _sagittal_frame(loaded)
         mappable = []
