@@ -111,6 +111,12 @@ def test_blocks_beyond_one_end_move_the_sagittal_crops_to_the_right_levels():
         got = [_z(sag, locs[("sag_t2", lv, None)]) for lv in schema.LEVELS]
         np.testing.assert_allclose(got, true_z, atol=1e-6)
         assert {loc.source for loc in locs.values()} == {study.IMPUTED}
+        # the boxes carry the moved names too (named_boxes.parquet, figure (b)): each box whose
+        # true disc is a lumbar one now has that disc's level; the one beyond has none
+        named = study.named_points(1, loaded, [group], pd.DataFrame())
+        true_level = {round(z): lv for lv, z in zip(schema.LEVELS, true_z)}
+        assert [None if pd.isna(v) else v for v in named["level"]] == [true_level.get(round(z)) for z in named_z]
+        assert set(named["status"]) == {anatomy.AMBIGUOUS}
 
 
 def test_a_chain_already_in_doubt_is_checked_by_its_boxes_not_by_its_imputed_end():

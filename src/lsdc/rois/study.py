@@ -446,12 +446,15 @@ def _count_check(loaded, groups: list[_Group], locs: dict[Key, Loc], warnings: l
 
 
 def _shift_levels(loaded, groups: list[_Group], locs: dict[Key, Loc], step: int, spacing_mm: float) -> None:
-    """Every sagittal crop renamed `step` levels (-1: the named L5/S1 becomes L4/L5, the
-    named L1/L2 falls off; +1 the other way); the level left empty at the other end is
-    extrapolated from the two nearest renamed ones (patient mm), on that level's target slice."""
+    """Every sagittal crop and box renamed `step` levels (-1: the named L5/S1 becomes L4/L5,
+    the named L1/L2 falls off: its box keeps no lumbar level; +1 the other way); the level left
+    empty at the other end is extrapolated from the two nearest renamed ones (patient mm), on
+    that level's target slice."""
     n = len(schema.LEVELS)
     empty = n - 1 if step < 0 else 0
     for g in groups:
+        if len(g.det):
+            g.det = g.det.assign(level=g.det["level"].map(lambda lv: _moved_level(lv, step)))
         old = {i: locs.pop(g.key(lv)) for i, lv in enumerate(schema.LEVELS) if g.key(lv) in locs}
         for i, loc in old.items():
             if 0 <= i + step < n:
@@ -462,6 +465,14 @@ def _shift_levels(loaded, groups: list[_Group], locs: dict[Key, Loc], step: int,
         if xy is None:
             xy = impute.fallback_pixel(g.series, t, empty, n)
         locs[g.key(schema.LEVELS[empty])] = Loc(0, t, *xy, source=IMPUTED)
+
+
+def _moved_level(level, step: int):
+    """`level` moved `step` places along schema.LEVELS; None past either end; not a level: unchanged."""
+    if level not in schema.LEVELS:
+        return level
+    i = schema.LEVELS.index(level) + step
+    return schema.LEVELS[i] if 0 <= i < len(schema.LEVELS) else None
 
 
 def _sagittal_frame(loaded) -> str | None:
