@@ -195,3 +195,12 @@ def test_naming_block_states_figure_b_with_the_pipelines_names_against_its_targe
     line = next(x for x in block.splitlines() if x.startswith("- **(b)**"))
     assert "sag_t1 99.0 % (meets 97 %), sag_t2 96.0 % (**misses** 97 %), ax_t2 100.0 % (meets 97 %)" in line
     assert "30 points" in line and "**0 silent**" in line
+
+
+def test_runtime_block_names_the_stages_left_out_of_the_total():
+    runtime = {"stages": {"synth": 60.0, "train_classifier": 120.0}, "total_s": 180.0, "git_commit": "abc",
+               "missing": ["evaluate_naming", "evaluate_detector@ax_t2"]}
+    block = report.runtime_block(runtime)
+    assert "**3 min 00 s**" in block
+    assert "`evaluate_naming`, `evaluate_detector@ax_t2`: no run in this record, left out of the total" in block
+    assert "no run in this record" not in report.runtime_block({**runtime, "missing": []})

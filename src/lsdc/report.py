@@ -265,6 +265,11 @@ def runtime_block(runtime: Mapping[str, Any] | None) -> str:
     lines.insert(0, f"Recorded by MLflow for the last default `dvc repro`"
                     f"{f' (commit {commit[:10]})' if commit else ''}; "
                     "`metrics/runtime.json` holds the seconds.\n")
+    missing = runtime.get("missing") or []
+    if missing:
+        lines.append(f"\n{', '.join(f'`{s}`' for s in missing)}: no run in this record, left out of the total "
+                     "(in a repro where `dvc` found them up to date, their deps and outs matching `dvc.lock`, "
+                     "they did not run).")
     for name, stages in (runtime.get("from_experiment") or {}).items():
         lines.append(f"\n{', '.join(f'`{s}`' for s in stages)}: the run of `dvc exp` `{name}`, "
                      "applied to the workspace (its outputs are the committed ones).")
