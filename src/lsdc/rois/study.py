@@ -455,10 +455,10 @@ def _shift_levels(loaded, groups: list[_Group], locs: dict[Key, Loc], step: int,
     for g in groups:
         if len(g.det):
             g.det = g.det.assign(level=g.det["level"].map(lambda lv: _moved_level(lv, step)))
-        old = {i: locs.pop(g.key(lv)) for i, lv in enumerate(schema.LEVELS) if g.key(lv) in locs}
-        for i, loc in old.items():
-            if 0 <= i + step < n:
-                locs[g.key(schema.LEVELS[i + step])] = loc
+        old = {lv: locs.pop(g.key(lv)) for lv in schema.LEVELS if g.key(lv) in locs}
+        for lv, loc in old.items():
+            if (moved := _moved_level(lv, step)) is not None:
+                locs[g.key(moved)] = loc
         known = {i: _xyz(loaded, g.key(lv), locs) for i, lv in enumerate(schema.LEVELS) if g.key(lv) in locs}
         t = g.targets[schema.LEVELS[empty]]
         xy = _place(g.series, t, impute.interpolate_level(known, empty, spacing_mm))
